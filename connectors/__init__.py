@@ -1,0 +1,1 @@
+"""Change capture from legacy databases: one module per capture method, one runner."""

@@ -1,0 +1,58 @@
+"""The ``Connector`` protocol every capture method implements, and the change it yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hub.envelope import Op, TableSchema
+
+Position = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One captured change (or snapshot read) of one row, in source-native values."""
+
+    table: str
+    op: Op
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    position: str
+    ts_ms: int
+    snapshot: bool = False
+    txid: int | None = None
+
+
+@dataclass
+class Batch:
+    """Changes to publish in one Kafka transaction, and the position after them."""
+
+    changes: list[Change]
+    position: Position
+    progress: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    """A capture method: snapshot existing rows, then stream changes, from a position.
+
+    The runner calls ``open(position)`` with the last position committed to Kafka (None on
+    first start), then ``poll`` repeatedly; after the batch and its position are committed
+    in one Kafka transaction it calls ``committed``. On failure it calls ``open`` again with
+    the last committed position, so a connector must be able to rewind to any position
+    it handed out.
+    """
+
+    name: str
+    kind: str
+    db: str
+
+    def open(self, position: Position | None) -> None: ...
+
+    def tables(self) -> list[TableSchema]: ...
+
+    def poll(self, max_changes: int) -> Batch | None: ...
+
+    def committed(self, position: Position) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,261 @@
+"""Runs one connector: snapshot, then stream, committing data and position together.
+
+Each batch from the connector becomes one Kafka transaction holding its change events
+(a delete followed by its tombstone; a primary-key change as delete, tombstone, create),
+any dead-lettered rows, and the connector's new position in ``_unsilo.offsets``. After a
+crash, the next start reads the last committed position and resumes exactly there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from connectors.base import Batch, Change, Connector, Position
+from connectors.offsets import encode_position, load_position, position_key
+from hub.config import Settings, SourceSettings
+from hub.envelope import SourceInfo, TableSchema, envelope
+from hub.errors import (
+    ConfigError,
+    FencedError,
+    SchemaError,
+    SerializationError,
+    SourceDataError,
+    UnsiloError,
+)
+from hub.kafka.admin import KafkaAdmin
+from hub.kafka.producer import TransactionalProducer
+from hub.kafka.topics import OFFSETS_TOPIC, dlq_topic, raw_topic, spec_for
+from hub.registry import ConfluentRegistry, key_subject, value_subject
+from hub.serde import AvroSerde, Writer
+
+log = structlog.get_logger(__name__)
+
+
+def create_connector(source: SourceSettings) -> Connector:
+    """The connector for ``source.kind``."""
+    if source.kind == "sqlite":
+        from connectors.sqlite import SqliteConnector
+
+        return SqliteConnector(source)
+    raise ConfigError(f"source {source.name}: unknown kind {source.kind!r}")
+
+
+@dataclass
+class _TableOut:
+    schema: TableSchema
+    topic: str
+    key: Writer
+    value: Writer
+
+
+@dataclass
+class RunnerStats:
+    """What the runner has done since it started."""
+
+    batches: int = 0
+    events: int = 0
+    snapshot_rows: int = 0
+    dead_lettered: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ConnectorRunner:
+    """Drives one connector against Kafka with exactly-once publication."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: SourceSettings,
+        connector: Connector | None = None,
+        *,
+        on_batch: Callable[[Batch, RunnerStats], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.connector = connector or create_connector(source)
+        self.on_batch = on_batch
+        self.stats = RunnerStats()
+        self.dlq = dlq_topic(source.name)
+        self._serde = AvroSerde(ConfluentRegistry(settings.registry))
+        self._producer: TransactionalProducer | None = None
+        self._tables: dict[str, _TableOut] = {}
+        self._stopping = False
+
+    def start(self) -> None:
+        """Connect to Kafka, the registry and the source; resume from the last position."""
+        KafkaAdmin(self.settings.kafka).ensure_reachable()
+        position = load_position(self.settings.kafka, self.source.name)
+        self.connector.open(position)
+        partitions = self.settings.kafka.topic_partitions
+        topics = {raw_topic(self.source.system, s.table) for s in self.connector.tables()}
+        specs = [spec_for(OFFSETS_TOPIC), spec_for(self.dlq)]
+        specs += [spec_for(t, partitions) for t in sorted(topics)]
+        KafkaAdmin(self.settings.kafka).ensure_topics(specs)
+        for schema in self.connector.tables():
+            topic = raw_topic(self.source.system, schema.table)
+            self._tables[schema.table] = _TableOut(
+                schema,
+                topic,
+                self._serde.writer(key_subject(topic), schema.key_schema),
+                self._serde.writer(value_subject(topic), schema.value_schema),
+            )
+        self._producer = TransactionalProducer(
+            self.settings.kafka, f"unsilo-connector-{self.source.name}"
+        )
+        self._producer.init()
+        log.info("connector_started", source=self.source.name, resumed=position is not None)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self, *, until_idle: bool = False, max_seconds: float | None = None) -> RunnerStats:
+        """Publish batches until stopped (or until nothing is left, with ``until_idle``)."""
+        if self._producer is None:
+            self.start()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        backoff = 0.5
+        try:
+            while not self._stopping and (deadline is None or time.monotonic() < deadline):
+                try:
+                    published = self.step()
+                    backoff = 0.5
+                except FencedError:
+                    raise
+                except UnsiloError as exc:
+                    if not exc.retriable:
+                        raise
+                    log.warning("connector_retrying", source=self.source.name, error=exc.message, backoff_s=backoff)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    self._rewind()
+                    continue
+                if not published:
+                    if until_idle:
+                        break
+                    time.sleep(self.source.poll_interval_s)
+        finally:
+            self.close()
+        return self.stats
+
+    def step(self) -> bool:
+        """Publish one batch; False when the connector had nothing new."""
+        batch = self.connector.poll(self.source.batch_size)
+        if batch is None:
+            return False
+        producer = self._require_producer()
+        producer.begin()
+        try:
+            for change in batch.changes:
+                self._publish(producer, change)
+            producer.send(OFFSETS_TOPIC, position_key(self.source.name), encode_position(batch.position))
+            producer.commit()
+        except BaseException:
+            producer.abort()
+            raise
+        self.connector.committed(batch.position)
+        self.stats.batches += 1
+        self.stats.events += len(batch.changes)
+        self.stats.snapshot_rows += sum(1 for c in batch.changes if c.snapshot)
+        if batch.progress:
+            log.info("snapshot_chunk_published", source=self.source.name, **batch.progress)
+        if self.on_batch is not None:
+            self.on_batch(batch, self.stats)
+        return True
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+        self.connector.close()
+
+    def _rewind(self) -> None:
+        position: Position | None = load_position(self.settings.kafka, self.source.name)
+        self.connector.open(position)
+
+    def _publish(self, producer: TransactionalProducer, change: Change) -> None:
+        out = self._tables[change.table]
+        try:
+            records = self._encode(out, change)
+        except (SourceDataError, SerializationError) as exc:
+            self._dead_letter(producer, change, exc)
+            return
+        for key, value in records:
+            producer.send(out.topic, key, value)
+
+    def _encode(self, out: _TableOut, change: Change) -> list[tuple[bytes, bytes | None]]:
+        schema = out.schema
+        info = SourceInfo(
+            connector=self.connector.kind,
+            system=self.source.system,
+            db=self.connector.db,
+            table=change.table,
+            snapshot=change.snapshot,
+            position=change.position,
+            ts_ms=change.ts_ms,
+            txid=change.txid,
+        )
+        before = schema.row(change.before)
+        after = schema.row(change.after)
+        now = int(time.time() * 1000)
+        if change.op == "u" and change.before and change.after:
+            old_key, new_key = schema.key_of(change.before), schema.key_of(change.after)
+            if old_key != new_key:  # a primary-key change: delete, tombstone, create
+                old = out.key.encode(old_key)
+                return [
+                    (old, out.value.encode(envelope("d", before, None, info, now))),
+                    (old, None),
+                    (out.key.encode(new_key), out.value.encode(envelope("c", None, after, info, now))),
+                ]
+        row = change.after if change.after is not None else change.before
+        if row is None:
+            raise SourceDataError(f"{change.table}: change {change.position} has no row image")
+        key = out.key.encode(schema.key_of(row))
+        records: list[tuple[bytes, bytes | None]] = [
+            (key, out.value.encode(envelope(change.op, before, after, info, now)))
+        ]
+        if change.op == "d":
+            records.append((key, None))
+        return records
+
+    def _dead_letter(self, producer: TransactionalProducer, change: Change, exc: UnsiloError) -> None:
+        self.stats.dead_lettered += 1
+        log.warning(
+            "change_dead_lettered",
+            source=self.source.name,
+            table=change.table,
+            position=change.position,
+            error=exc.message,
+        )
+        body = json.dumps(
+            {"op": change.op, "before": change.before, "after": change.after}, default=str
+        ).encode("utf-8")
+        headers = [
+            ("unsilo.error", exc.message.encode("utf-8")),
+            ("unsilo.error.class", type(exc).__name__.encode("utf-8")),
+            ("unsilo.source", self.source.name.encode("utf-8")),
+            ("unsilo.table", change.table.encode("utf-8")),
+            ("unsilo.position", change.position.encode("utf-8")),
+        ]
+        producer.send(self.dlq, None, body, headers)
+
+    def _require_producer(self) -> TransactionalProducer:
+        if self._producer is None:
+            raise SchemaError("runner not started")
+        return self._producer
+
+
+def describe(stats: RunnerStats) -> dict[str, Any]:
+    elapsed = max(time.monotonic() - stats.started, 1e-9)
+    return {
+        "batches": stats.batches,
+        "events": stats.events,
+        "snapshot_rows": stats.snapshot_rows,
+        "dead_lettered": stats.dead_lettered,
+        "events_per_s": round(stats.events / elapsed, 1),
+    }

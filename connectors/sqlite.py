@@ -1,0 +1,311 @@
+"""SQLite capture by triggers into a changelog table.
+
+``open`` installs AFTER INSERT/UPDATE/DELETE triggers on every captured table; they write
+the old and new row as JSON into ``_unsilo_changelog`` (AUTOINCREMENT id = the position).
+The snapshot is read in primary-key chunks, each in one read transaction together with
+the changelog's high watermark, and the changelog up to that watermark is published
+first: every snapshot read then reflects exactly the changes published before it.
+Changelog rows are pruned once their position is committed to Kafka.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from connectors.base import Batch, Change, Position
+from hub.avro_types import Column
+from hub.config import SourceSettings
+from hub.envelope import TableSchema
+from hub.errors import ConfigError, SourceDataError, SourceUnavailableError
+
+log = structlog.get_logger(__name__)
+
+CHANGELOG = "_unsilo_changelog"
+_OPS = {"I": "c", "U": "u", "D": "d"}
+
+
+def quote(identifier: str) -> str:
+    """``identifier`` as a quoted SQL identifier (never interpolated raw)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file of a ``sqlite:///path`` URL or a plain path."""
+    for prefix in ("sqlite:///", "sqlite://"):
+        if url.startswith(prefix):
+            return Path(url[len(prefix) :])
+    return Path(url)
+
+
+class SqliteConnector:
+    """Trigger-based capture of a SQLite database (see module docstring)."""
+
+    kind = "sqlite"
+
+    def __init__(self, settings: SourceSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.path = sqlite_path(settings.url)
+        self.db = self.path.name
+        self._conn: sqlite3.Connection | None = None
+        self._schemas: dict[str, TableSchema] = {}
+        self._blob_columns: dict[str, set[str]] = {}
+        self._position: Position = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def open(self, position: Position | None) -> None:
+        """Connect, install changelog and triggers, and rewind to ``position``."""
+        if not self.path.exists():
+            raise SourceUnavailableError(
+                f"SQLite database {self.path} does not exist",
+                hint="check the source's url in unsilo.yaml",
+            )
+        if self._conn is None:
+            self._conn = self._connect()
+            self._introspect()
+            self._install()
+        if position is None:
+            position = {
+                "changelog_id": self._high_watermark(),
+                "snapshot": {"pending": list(self._schemas), "last_pk": None},
+            }
+            log.info("snapshot_planned", source=self.name, tables=list(self._schemas))
+        self._position = json.loads(json.dumps(position))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def tables(self) -> list[TableSchema]:
+        return list(self._schemas.values())
+
+    def committed(self, position: Position) -> None:
+        """Prune changelog rows that are safely in Kafka."""
+        conn = self._require()
+        try:
+            conn.execute(f"DELETE FROM {CHANGELOG} WHERE id <= ?", (int(position["changelog_id"]),))
+        except sqlite3.OperationalError as exc:  # busy: prune next time
+            log.warning("changelog_prune_deferred", source=self.name, error=str(exc))
+
+    def uninstall(self) -> None:
+        """Remove the triggers and the changelog table."""
+        conn = self._require()
+        with conn:
+            for table in self._schemas:
+                for suffix in ("ins", "upd", "del"):
+                    conn.execute(f"DROP TRIGGER IF EXISTS {quote(_trigger(table, suffix))}")
+            conn.execute(f"DROP TABLE IF EXISTS {CHANGELOG}")
+
+    # -- polling ---------------------------------------------------------------------
+
+    def poll(self, max_changes: int) -> Batch | None:
+        """The next changes after the current position, or None when there are none."""
+        conn = self._require()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return self._poll_in_transaction(conn, max_changes)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise SourceUnavailableError(f"reading {self.path} failed: {exc}") from exc
+
+    def _poll_in_transaction(self, conn: sqlite3.Connection, max_changes: int) -> Batch | None:
+        after_id = int(self._position["changelog_id"])
+        snapshot = self._position.get("snapshot")
+        if not snapshot or not snapshot["pending"]:
+            changes, last_id = self._stream(conn, after_id, None, max_changes)
+            if not changes and last_id == after_id:
+                return None
+            self._position = {"changelog_id": last_id, "snapshot": None}
+            return Batch(changes, self._copy_position())
+        watermark = self._high_watermark(conn)
+        changes, last_id = self._stream(conn, after_id, watermark, max_changes)
+        if last_id < watermark:  # more log to publish before the next chunk
+            self._position["changelog_id"] = last_id
+            return Batch(changes, self._copy_position())
+        table = snapshot["pending"][0]
+        rows = self._chunk(conn, table, snapshot["last_pk"], max_changes)
+        ts_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+        schema = self._schemas[table]
+        for row in rows:
+            changes.append(Change(table, "r", None, row, str(watermark), ts_ms, snapshot=True))
+        self._position["changelog_id"] = watermark
+        if len(rows) < max_changes:
+            snapshot["pending"].pop(0)
+            snapshot["last_pk"] = None
+            log.info("snapshot_table_done", source=self.name, table=table)
+        else:
+            snapshot["last_pk"] = [rows[-1][k] for k in schema.key]
+        progress = {"table": table, "rows": len(rows), "done": len(rows) < max_changes}
+        return Batch(changes, self._copy_position(), progress)
+
+    def _stream(
+        self, conn: sqlite3.Connection, after_id: int, upto: int | None, limit: int
+    ) -> tuple[list[Change], int]:
+        query = f"SELECT id, tbl, op, before, after, ts FROM {CHANGELOG} WHERE id > ?"
+        params: list[Any] = [after_id]
+        if upto is not None:
+            query += " AND id <= ?"
+            params.append(upto)
+        query += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        changes: list[Change] = []
+        last_id = after_id
+        for change_id, table, op, before, after, ts in conn.execute(query, params):
+            last_id = change_id
+            if table not in self._schemas:
+                continue
+            changes.append(
+                Change(
+                    table,
+                    _OPS[op],  # type: ignore[arg-type]
+                    self._decode_row(table, before),
+                    self._decode_row(table, after),
+                    str(change_id),
+                    _epoch_ms(ts),
+                )
+            )
+        return changes, last_id
+
+    def _chunk(
+        self, conn: sqlite3.Connection, table: str, last_pk: list[Any] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        schema = self._schemas[table]
+        columns = ", ".join(quote(c.name) for c in schema.columns)
+        key = ", ".join(quote(k) for k in schema.key)
+        query = f"SELECT {columns} FROM {quote(table)}"
+        params: list[Any] = []
+        if last_pk is not None:
+            query += f" WHERE ({key}) > ({', '.join('?' for _ in schema.key)})"
+            params.extend(last_pk)
+        query += f" ORDER BY {key} LIMIT ?"
+        params.append(limit)
+        names = [c.name for c in schema.columns]
+        return [dict(zip(names, row, strict=True)) for row in conn.execute(query, params)]
+
+    # -- setup -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+                log.info("sqlite_wal_enabled", source=self.name, previous=mode)
+        except sqlite3.Error as exc:
+            raise SourceUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        return conn
+
+    def _introspect(self) -> None:
+        conn = self._require()
+        for table in self.settings.tables:
+            info = conn.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
+            if not info:
+                raise ConfigError(
+                    f"source {self.name}: table {table.name!r} not found in {self.path}",
+                    hint="check the table names listed under the source in unsilo.yaml",
+                )
+            pk = sorted((row[5], row[1]) for row in info if row[5])
+            key = table.key or [name for _, name in pk]
+            columns = [
+                Column(
+                    name=row[1],
+                    sql_type=row[2] or "BLOB",
+                    nullable=not row[3] and not row[5] and row[1] not in key,
+                    primary_key=row[1] in key,
+                )
+                for row in info
+            ]
+            self._schemas[table.name] = TableSchema(self.settings.system, table.name, columns, key)
+            self._blob_columns[table.name] = {
+                c.name for c in columns if "BLOB" in c.sql_type.upper() or not c.sql_type
+            }
+
+    def _install(self) -> None:
+        conn = self._require()
+        with conn:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {CHANGELOG} ("
+                "id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL, "
+                "before TEXT, after TEXT, "
+                "ts TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')))"
+            )
+            for table, schema in self._schemas.items():
+                self._install_triggers(conn, table, schema)
+        log.info("sqlite_triggers_installed", source=self.name, tables=list(self._schemas))
+
+    def _install_triggers(self, conn: sqlite3.Connection, table: str, schema: TableSchema) -> None:
+        blobs = self._blob_columns[table]
+
+        def image(alias: str) -> str:
+            parts = []
+            for column in schema.columns:
+                ref = f"{alias}.{quote(column.name)}"
+                value = f"hex({ref})" if column.name in blobs else ref
+                parts.append(f"{_literal(column.name)}, {value}")
+            return f"json_object({', '.join(parts)})"
+
+        name = _literal(table)
+        bodies = {
+            "ins": ("INSERT", f"VALUES ({name}, 'I', NULL, {image('NEW')})"),
+            "upd": ("UPDATE", f"VALUES ({name}, 'U', {image('OLD')}, {image('NEW')})"),
+            "del": ("DELETE", f"VALUES ({name}, 'D', {image('OLD')}, NULL)"),
+        }
+        for suffix, (event, values) in bodies.items():
+            conn.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {quote(_trigger(table, suffix))} "
+                f"AFTER {event} ON {quote(table)} FOR EACH ROW BEGIN "
+                f"INSERT INTO {CHANGELOG} (tbl, op, before, after) {values}; END"
+            )
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _high_watermark(self, conn: sqlite3.Connection | None = None) -> int:
+        conn = conn or self._require()
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (CHANGELOG,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _decode_row(self, table: str, text: str | None) -> dict[str, Any] | None:
+        if text is None:
+            return None
+        try:
+            row: dict[str, Any] = json.loads(text, parse_float=decimal.Decimal)
+        except json.JSONDecodeError as exc:
+            raise SourceDataError(f"changelog row for {table} is not JSON") from exc
+        for column in self._blob_columns[table]:
+            if row.get(column) is not None:
+                row[column] = bytes.fromhex(row[column])
+        return row
+
+    def _copy_position(self) -> Position:
+        copied: Position = json.loads(json.dumps(self._position))
+        return copied
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise SourceUnavailableError(f"source {self.name} is not open")
+        return self._conn
+
+
+def _trigger(table: str, suffix: str) -> str:
+    return f"_unsilo_{table}_{suffix}"
+
+
+def _epoch_ms(text: str) -> int:
+    moment = dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp() * 1000)

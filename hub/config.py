@@ -1,0 +1,214 @@
+"""Settings: ``unsilo.yaml`` overlaid by ``UNSILO_`` environment variables.
+
+Precedence, highest first: keyword arguments (tests), environment variables
+(``UNSILO_KAFKA__BOOTSTRAP_SERVERS``: ``__`` nests), the YAML file, defaults.
+Loaded once in an entry point and passed down; library code never reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hub.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("unsilo.yaml")
+_yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("_yaml_path", default=None)
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Model):
+    """How to reach the Kafka cluster; emits the librdkafka config dict."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    replication_factor: int = 1
+    topic_partitions: int = 1
+
+    def client_config(self, *, reveal_secrets: bool = True) -> dict[str, str]:
+        """The librdkafka settings common to every client; secrets masked unless revealed."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol.lower(),
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = (
+                self.sasl_password.get_secret_value() if reveal_secrets else "**********"
+            )
+        return config
+
+
+class RegistrySettings(_Model):
+    """Any Confluent-compatible schema registry (Apicurio's ccompat API by default)."""
+
+    url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    username: str | None = None
+    password: SecretStr | None = None
+    compatibility: Literal["BACKWARD", "FORWARD", "FULL", "NONE"] = "BACKWARD"
+
+
+class LocalSettings(_Model):
+    """The local broker and registry run by ``unsilo up`` (not used with remote ones)."""
+
+    data_dir: Path = Path(".unsilo")
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    registry_port: int = 8081
+    kafka_home: Path | None = None
+    kafka_heap: str = "768m"
+    registry_heap: str = "512m"
+    start_timeout_s: float = 120.0
+
+
+class TableSettings(_Model):
+    """One captured table; ``key`` overrides the primary key columns."""
+
+    name: str
+    key: list[str] | None = None
+
+
+class SourceSettings(_Model):
+    """One legacy database and the tables captured from it."""
+
+    name: str
+    system: str
+    kind: Literal["sqlite"]
+    url: str
+    password: SecretStr | None = None
+    tables: list[TableSettings] = Field(min_length=1)
+    batch_size: int = Field(default=2000, ge=1)
+    poll_interval_s: float = Field(default=0.05, gt=0)
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _tables_from_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("name", "system")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits and underscores only (it becomes a topic name)")
+        return value
+
+
+class ReadStoreSettings(_Model):
+    """Where read models live: any SQLAlchemy URL (SQLite by default)."""
+
+    url: str = "sqlite:///.unsilo/readmodels.db"
+
+
+class LogSettings(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool | None = None
+
+
+class Settings(BaseSettings):
+    """All of Unsilo's settings; frozen, unknown keys refused."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="UNSILO_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    local: LocalSettings = LocalSettings()
+    read_store: ReadStoreSettings = ReadStoreSettings()
+    log: LogSettings = LogSettings()
+    sources: list[SourceSettings] = []
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def source(self, name: str) -> SourceSettings:
+        """The source called ``name``, or a ConfigError listing the known ones."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"no source named {name!r} in the config (known: {known})")
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file chosen by :func:`load_settings`, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _yaml_path.get()
+        return read_yaml(path) if path is not None else {}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; a ConfigError that says what is wrong otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}",
+            hint="pass --config with the path of your unsilo.yaml",
+        ) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (or ./unsilo.yaml when it exists), env vars and ``overrides``."""
+    if path is None and DEFAULT_CONFIG_FILE.exists():
+        path = DEFAULT_CONFIG_FILE
+    token = _yaml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, path)) from exc
+    finally:
+        _yaml_path.reset(token)
+
+
+def describe_validation_error(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem, naming the key as it is written in the file."""
+    where = str(path) if path is not None else "settings"
+    lines = [f"invalid settings in {where}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling; see README 'Configuration')"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""Every error Unsilo raises on purpose, as one rooted tree.
+
+::
+
+    UnsiloError
+    ├── ConfigError                 settings missing or inconsistent (fatal, exit 2)
+    │   └── MissingToolError        Java, Maven or another program is not installed
+    ├── SourceError
+    │   ├── SourceUnavailableError  database unreachable (retriable)
+    │   └── SourceDataError         a row cannot become an event (to the DLQ)
+    ├── LogError
+    │   ├── LogUnavailableError     no broker reachable (retriable)
+    │   ├── DeliveryError           broker rejected a record
+    │   └── FencedError             another instance took over this transactional id
+    ├── SchemaError
+    │   ├── RegistryUnavailableError  schema registry unreachable (retriable)
+    │   ├── IncompatibleSchemaError   registry refused a new version
+    │   └── SerializationError        a value does not fit its schema
+    ├── ServiceError                a local broker or registry failed to start or stop
+    └── ReadModelError              a read model could not apply an event
+
+Each class says whether retrying may help (``retriable``) and, where the user can act,
+carries a ``hint`` saying what to do. Foreign errors (confluent-kafka, SQLAlchemy,
+fastavro, httpx) are translated only at those boundaries, always with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class UnsiloError(Exception):
+    """Root of every error Unsilo raises on purpose."""
+
+    retriable: bool = False
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class ConfigError(UnsiloError):
+    """Settings are missing, malformed or inconsistent; fatal, exit status 2."""
+
+    exit_code = 2
+
+
+class MissingToolError(ConfigError):
+    """A program Unsilo needs (Java 17, Maven) is not installed."""
+
+
+class SourceError(UnsiloError):
+    """Something went wrong reading a legacy source database."""
+
+
+class SourceUnavailableError(SourceError):
+    """The source database cannot be reached; retried with backoff."""
+
+    retriable = True
+
+
+class SourceDataError(SourceError):
+    """A row cannot become an event; it goes to the dead-letter topic."""
+
+
+class LogError(UnsiloError):
+    """Something went wrong talking to the Kafka log."""
+
+
+class LogUnavailableError(LogError):
+    """No broker is reachable; retried with backoff."""
+
+    retriable = True
+
+
+class DeliveryError(LogError):
+    """The broker rejected a record or a transaction."""
+
+
+class FencedError(LogError):
+    """Another instance took over this transactional id; this one must stop."""
+
+
+class SchemaError(UnsiloError):
+    """Something went wrong with a schema or the schema registry."""
+
+
+class RegistryUnavailableError(SchemaError):
+    """The schema registry cannot be reached; retried with backoff."""
+
+    retriable = True
+
+
+class IncompatibleSchemaError(SchemaError):
+    """The registry refused a new schema version under its compatibility rule."""
+
+
+class SerializationError(SchemaError):
+    """A value does not fit its Avro schema, or bytes are not Confluent wire format."""
+
+
+class ServiceError(UnsiloError):
+    """A local service (broker, registry) failed to start, answer or stop."""
+
+
+class ReadModelError(UnsiloError):
+    """A read model could not apply an event or reach its SQL store."""

@@ -1,0 +1,1 @@
+"""Small typed wrappers over confluent-kafka: admin, transactional producer, consumer."""

@@ -1,0 +1,65 @@
+"""Consumers that only see committed transactions, and a helper to read a topic to its end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from hub.config import KafkaSettings
+from hub.kafka.errors import translate
+
+
+def consumer_config(settings: KafkaSettings, group_id: str | None = None) -> dict[str, Any]:
+    """librdkafka settings for a read_committed consumer without auto commit."""
+    return {
+        **settings.client_config(),
+        "group.id": group_id or f"unsilo-reader-{uuid.uuid4().hex[:12]}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+    }
+
+
+def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> Iterator[Message]:
+    """Every committed record of ``topic`` from the beginning to the current end."""
+    consumer = Consumer(consumer_config(settings))
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None:
+            return
+        partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in described.partitions]
+        ends: dict[int, int] = {}
+        for tp in partitions:
+            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            ends[tp.partition] = high
+        pending = {p for p, high in ends.items() if high > 0}
+        if not pending:
+            return
+        consumer.assign(partitions)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise translate(None, settings.bootstrap_servers, f"reading {topic} to its end")
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                    continue
+                raise translate(error, settings.bootstrap_servers, f"reading {topic}")
+            deadline = time.monotonic() + timeout_s
+            yield message
+            if message.offset() + 1 >= ends[message.partition()]:
+                pending.discard(message.partition())
+    except KafkaException as exc:
+        raise translate(exc, settings.bootstrap_servers, f"reading {topic}") from exc
+    finally:
+        consumer.close()

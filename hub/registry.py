@@ -1,0 +1,109 @@
+"""The hub's side of a Confluent-compatible schema registry.
+
+Speaks only the Confluent REST API (through confluent-kafka's ``SchemaRegistryClient``),
+so Confluent, Apicurio's ccompat API, Karapace or Redpanda all work. Subjects follow
+TopicNameStrategy: ``<topic>-key`` and ``<topic>-value``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from hub.config import RegistrySettings
+from hub.errors import IncompatibleSchemaError, RegistryUnavailableError, SchemaError
+
+_HINT_START = "start the local one with `unsilo up`, or set registry.url / UNSILO_REGISTRY__URL"
+
+
+def key_subject(topic: str) -> str:
+    return f"{topic}-key"
+
+
+def value_subject(topic: str) -> str:
+    return f"{topic}-value"
+
+
+class SchemaRegistry(Protocol):
+    """What the hub needs from a schema registry."""
+
+    def register(self, subject: str, schema: dict[str, Any]) -> int: ...
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]: ...
+
+
+class ConfluentRegistry:
+    """A :class:`SchemaRegistry` over any Confluent-compatible REST endpoint."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self.url = settings.url
+        config: dict[str, Any] = {"url": settings.url}
+        if settings.username and settings.password is not None:
+            secret = settings.password.get_secret_value()
+            config["basic.auth.user.info"] = f"{settings.username}:{secret}"
+        self.client = SchemaRegistryClient(config)
+
+    def register(self, subject: str, schema: dict[str, Any]) -> int:
+        """Register ``schema`` under ``subject`` (idempotent) and return its id."""
+        try:
+            return int(self.client.register_schema(subject, _avro(schema)))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 409:
+                raise IncompatibleSchemaError(
+                    f"registry refused a new version of {subject}: {exc.error_message}",
+                    hint="make the change compatible (add fields with defaults) "
+                    "or change the subject's compatibility level",
+                ) from exc
+            raise SchemaError(f"registry error for {subject}: {exc.error_message}") from exc
+        except Exception as exc:  # httpx/connection errors surface as various types
+            raise self._unavailable(exc) from exc
+
+    def is_compatible(self, subject: str, schema: dict[str, Any]) -> bool:
+        """Whether ``schema`` may become the next version of ``subject``."""
+        try:
+            return bool(self.client.test_compatibility(subject, _avro(schema)))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return True  # no subject yet: anything goes
+            raise SchemaError(f"registry error for {subject}: {exc.error_message}") from exc
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        """The parsed schema registered under ``schema_id``."""
+        try:
+            found = self.client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            raise SchemaError(f"schema id {schema_id} unknown to the registry") from exc
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        parsed: dict[str, Any] = json.loads(found.schema_str)
+        return parsed
+
+    def set_compatibility(self, level: str) -> None:
+        """Set the registry's global compatibility level."""
+        try:
+            self.client.set_compatibility(level=level)
+        except SchemaRegistryError as exc:
+            raise SchemaError(f"registry refused compatibility {level}: {exc}") from exc
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def subjects(self) -> list[str]:
+        try:
+            return list(self.client.get_subjects())
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> RegistryUnavailableError:
+        return RegistryUnavailableError(
+            f"schema registry at {self.url} did not answer ({type(exc).__name__})",
+            hint=_HINT_START,
+        )
+
+
+def _avro(schema: dict[str, Any]) -> Schema:
+    return Schema(json.dumps(schema, separators=(",", ":")), "AVRO")

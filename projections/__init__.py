@@ -1,0 +1,1 @@
+"""Stream processors (faust) that turn the log into read models stored in SQL."""

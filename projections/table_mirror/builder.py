@@ -1,0 +1,115 @@
+"""Applies raw change events to mirror tables, rows and consumed offsets in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.errors import ReadModelError
+from projections import tracking
+from projections.table_mirror.tables import MirrorColumn, mirror_columns, mirror_table, mirror_table_name
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One decoded record of a raw topic (``value`` None for a tombstone)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: dict[str, Any] | None
+    value: dict[str, Any] | None
+    key_schema: dict[str, Any] | None
+    value_schema: dict[str, Any] | None
+
+
+class MirrorBuilder:
+    """Keeps one SQL table per raw topic equal to the latest state of each source row."""
+
+    def __init__(self, engine: Engine, projection: str = "mirror") -> None:
+        self.engine = engine
+        self.projection = projection
+        self.metadata = MetaData()
+        self._tables: dict[str, tuple[Table, list[MirrorColumn]]] = {}
+        try:
+            tracking.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"cannot prepare the read store: {exc}") from exc
+
+    def apply(self, events: Sequence[RawEvent]) -> int:
+        """Apply the events not applied yet; returns how many changed the read model."""
+        if not events:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                done = tracking.applied_offsets(conn, self.projection)
+                pending: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {}
+                newest: dict[tuple[str, int], int] = {}
+                applied = 0
+                for event in events:
+                    where = (event.topic, event.partition)
+                    if event.offset <= done.get(where, -1):
+                        continue
+                    newest[where] = max(event.offset, newest.get(where, -1))
+                    if event.value is None or event.key is None:
+                        continue  # tombstone: the delete before it did the work
+                    table, columns = self._table(conn, event)
+                    applied += 1
+                    op = event.value["op"]
+                    if op == "t":
+                        self._flush(conn, pending)
+                        conn.execute(delete(table))
+                        continue
+                    key = tuple(event.key[c.field] for c in columns if c.key)
+                    row = event.value["after"] if op != "d" else None
+                    pending.setdefault(event.topic, {})[key] = (
+                        None if row is None else {c.name: row.get(c.field) for c in columns}
+                    )
+                self._flush(conn, pending)
+                tracking.record_offsets(conn, self.projection, newest)
+                return applied
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
+
+    def table_for(self, topic: str) -> Table | None:
+        found = self._tables.get(topic)
+        return found[0] if found else None
+
+    def _flush(self, conn: Any, pending: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]]) -> None:
+        for topic, rows in pending.items():
+            table, columns = self._tables[topic]
+            keys = [c for c in columns if c.key]
+            condition = and_(*(table.c[c.name] == bindparam(f"k_{i}") for i, c in enumerate(keys)))
+            params = [{f"k_{i}": value for i, value in enumerate(key)} for key in rows]
+            conn.execute(delete(table).where(condition), params)
+            upserts = [row for row in rows.values() if row is not None]
+            if upserts:
+                conn.execute(table.insert(), upserts)
+        pending.clear()
+
+    def _table(self, conn: Any, event: RawEvent) -> tuple[Table, list[MirrorColumn]]:
+        found = self._tables.get(event.topic)
+        if found is not None:
+            return found
+        if event.key_schema is None or event.value_schema is None:
+            raise ReadModelError(f"no schema for {event.topic}")
+        columns = mirror_columns(event.key_schema, event.value_schema)
+        name = mirror_table_name(event.topic)
+        table = mirror_table(self.metadata, name, columns)
+        table.create(conn, checkfirst=True)
+        existing = {c["name"] for c in inspect(conn).get_columns(name)}
+        for column in columns:
+            if column.name not in existing:  # a column added by a schema change
+                type_sql = column.type.compile(dialect=conn.dialect)
+                quoted = conn.dialect.identifier_preparer.quote(column.name)
+                conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.quote(name)} ADD COLUMN {quoted} {type_sql}"))
+        self._tables[event.topic] = (table, columns)
+        log.info("mirror_table_ready", topic=event.topic, table=name)
+        return table, columns

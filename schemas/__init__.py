@@ -1,0 +1,1 @@
+"""Avro schemas (``.avsc``) of canonical entities and of the hub's own records."""

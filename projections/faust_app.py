@@ -6,13 +6,25 @@ Values are decoded with the hub's Avro serde; each projection's logic stays in p
 
 from __future__ import annotations
 
-import re
+import time
 from pathlib import Path
 from typing import Any
 
 import faust
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from hub.config import Settings
+from hub.config import KafkaSettings, Settings
+from hub.kafka.errors import translate
+
+log = structlog.get_logger(__name__)
+
+SESSION_TIMEOUT_S = 10.0
+_GROUP_BUSY = {
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+}
 
 
 def broker_url(bootstrap_servers: str) -> str:
@@ -22,6 +34,8 @@ def broker_url(bootstrap_servers: str) -> str:
 
 def create_app(settings: Settings, app_id: str, datadir: Path | None = None, **extra: Any) -> faust.App:
     """A faust app that only sees committed transactions and keeps no local state."""
+    directory = datadir or settings.local.data_dir / "faust" / app_id
+    directory.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=broker_url(settings.kafka.bootstrap_servers),
@@ -32,10 +46,49 @@ def create_app(settings: Settings, app_id: str, datadir: Path | None = None, **e
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        datadir=str(datadir or settings.local.data_dir / "faust" / app_id),
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=3.0,
+        datadir=str(directory),
         **extra,
     )
 
 
-def topic_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(prefix) + ".*")
+def align_group_offsets(
+    settings: KafkaSettings,
+    group: str,
+    topics: list[str],
+    applied: dict[tuple[str, int], int],
+    wait_s: float = SESSION_TIMEOUT_S * 3,
+) -> None:
+    """Commit, for consumer group ``group``, the offset after the last applied one.
+
+    Called before the worker joins its group: faust then starts each partition where the
+    read store left off, whatever the group had committed (a crash can leave the group's
+    offsets ahead of or behind the read store; the read store is the truth).
+    """
+    consumer = Consumer({**settings.client_config(), "group.id": group, "enable.auto.commit": False})
+    deadline = time.monotonic() + wait_s
+    try:
+        offsets = []
+        for topic in topics:
+            described = consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in described.partitions:
+                done = applied.get((topic, partition))
+                offsets.append(TopicPartition(topic, partition, 0 if done is None else done + 1))
+        while True:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+                break
+            except KafkaException as exc:
+                # A member of a killed worker stays in the group until its session expires.
+                error = exc.args[0]
+                busy = error.code() in _GROUP_BUSY if isinstance(error, KafkaError) else False
+                if not busy or time.monotonic() > deadline:
+                    raise
+                log.info("projection_group_busy", group=group, error=error.name())
+                time.sleep(1.0)
+        log.info("projection_offsets_aligned", group=group, partitions=len(offsets))
+    except KafkaException as exc:
+        raise translate(exc, settings.bootstrap_servers, f"aligning offsets of {group}") from exc
+    finally:
+        consumer.close()

@@ -78,6 +78,11 @@ class MirrorBuilder:
         except SQLAlchemyError as exc:
             raise ReadModelError(f"read model {self.projection}: {exc}") from exc
 
+    def applied_offsets(self) -> dict[tuple[str, int], int]:
+        """The last applied offset per (topic, partition), read from the read store."""
+        with self.engine.connect() as conn:
+            return tracking.applied_offsets(conn, self.projection)
+
     def table_for(self, topic: str) -> Table | None:
         found = self._tables.get(topic)
         return found[0] if found else None

@@ -92,8 +92,13 @@ def sql_type(avro_type: Any) -> TypeEngine[Any]:
 def mirror_columns(key_schema: dict[str, Any], value_schema: dict[str, Any]) -> list[MirrorColumn]:
     """The columns of a mirrored table from the topic's key and envelope schemas."""
     key_fields = {f["name"] for f in key_schema["fields"]}
-    after = next(f for f in value_schema["fields"] if f["name"] == "after")
-    row = next(t for t in after["type"] if isinstance(t, dict))
+    row = next(
+        branch
+        for field in value_schema["fields"]
+        if field["name"] in {"before", "after"}
+        for branch in field["type"]
+        if isinstance(branch, dict)
+    )
     return [
         MirrorColumn(
             name=f.get("unsilo.column", f["name"]),

@@ -237,8 +237,15 @@ class SqliteConnector:
             }
 
     def _install(self) -> None:
+        """Create the changelog and (re)create the triggers in one write transaction.
+
+        Triggers are replaced on every open so that their row images match the columns
+        just introspected (a column added since the last run is captured too); doing it
+        in one IMMEDIATE transaction leaves no moment in which a write goes uncaptured.
+        """
         conn = self._require()
-        with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {CHANGELOG} ("
                 "id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL, "
@@ -247,6 +254,10 @@ class SqliteConnector:
             )
             for table, schema in self._schemas.items():
                 self._install_triggers(conn, table, schema)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
         log.info("sqlite_triggers_installed", source=self.name, tables=list(self._schemas))
 
     def _install_triggers(self, conn: sqlite3.Connection, table: str, schema: TableSchema) -> None:
@@ -256,7 +267,9 @@ class SqliteConnector:
             parts = []
             for column in schema.columns:
                 ref = f"{alias}.{quote(column.name)}"
-                value = f"hex({ref})" if column.name in blobs else ref
+                value = ref
+                if column.name in blobs:  # hex(NULL) is '': keep a NULL blob NULL, not empty
+                    value = f"CASE WHEN {ref} IS NULL THEN NULL ELSE hex({ref}) END"
                 parts.append(f"{_literal(column.name)}, {value}")
             return f"json_object({', '.join(parts)})"
 
@@ -267,8 +280,9 @@ class SqliteConnector:
             "del": ("DELETE", f"VALUES ({name}, 'D', {image('OLD')}, NULL)"),
         }
         for suffix, (event, values) in bodies.items():
+            conn.execute(f"DROP TRIGGER IF EXISTS {quote(_trigger(table, suffix))}")
             conn.execute(
-                f"CREATE TRIGGER IF NOT EXISTS {quote(_trigger(table, suffix))} "
+                f"CREATE TRIGGER {quote(_trigger(table, suffix))} "
                 f"AFTER {event} ON {quote(table)} FOR EACH ROW BEGIN "
                 f"INSERT INTO {CHANGELOG} (tbl, op, before, after) {values}; END"
             )

@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 import structlog
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from hub.config import KafkaSettings, Settings
@@ -27,6 +28,30 @@ _GROUP_BUSY = {
 }
 
 
+def _read_committed_consumers() -> None:
+    """Make faust's consumers read only committed transactions, without its exactly_once mode.
+
+    faust enables ``read_committed`` only with ``processing_guarantee="exactly_once"``,
+    whose transactional producer fails on shutdown with aiokafka 0.14 ("Not in the middle
+    of a transaction"). Our projections get exactly-once from the read store (rows and
+    offsets in one SQL transaction) and need only the isolation level.
+    """
+    original = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(original, "_unsilo_read_committed", False):
+        return
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
+        return consumer
+
+    create._unsilo_read_committed = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create
+
+
+_read_committed_consumers()
+
+
 def broker_url(bootstrap_servers: str) -> str:
     """faust's broker URL for a librdkafka-style bootstrap list."""
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
@@ -40,7 +65,6 @@ def create_app(settings: Settings, app_id: str, datadir: Path | None = None, **e
         app_id,
         broker=broker_url(settings.kafka.bootstrap_servers),
         store="memory://",
-        processing_guarantee="exactly_once",
         topic_disable_leader=True,
         topic_allow_declare=False,
         web_enabled=False,

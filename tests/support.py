@@ -1,0 +1,67 @@
+"""Helpers shared by the test tiers: free ports, deadlines, reading topics."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confluent_kafka import Message
+
+from hub.config import KafkaSettings, Settings, SourceSettings
+from hub.kafka.consumer import read_to_end
+
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free on 127.0.0.1 a moment ago."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (topics, groups, sources)."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(check: Callable[[], T], timeout_s: float = 60.0, interval_s: float = 0.25, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what or check}: last={last!r}")
+
+
+def topic_messages(settings: KafkaSettings, topic: str) -> list[Message]:
+    """Every committed record of ``topic``, in offset order per partition."""
+    return list(read_to_end(settings, topic))
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """``settings`` as an unsilo.yaml a CLI subprocess can load (tests hold no secrets)."""
+    import yaml
+
+    data = settings.model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sqlite_source(name: str, system: str, db: Path, tables: list[str], **extra: Any) -> SourceSettings:
+    """A SQLite source for ``tables`` of the database file ``db``."""
+    return SourceSettings(name=name, system=system, kind="sqlite", url=str(db), tables=tables, **extra)

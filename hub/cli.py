@@ -84,6 +84,15 @@ def up(ctx: typer.Context) -> None:
 
 
 @app.command()
+def install(ctx: typer.Context) -> None:
+    """Fetch the Kafka broker and schema registry from Maven Central (once)."""
+    from hub.local import stack
+
+    stack.install(state(ctx).settings, PROJECT_ROOT)
+    console.print("local broker and registry installed")
+
+
+@app.command()
 def down(ctx: typer.Context) -> None:
     """Stop the local schema registry and Kafka broker (data is kept)."""
     from hub.local import stack
@@ -111,6 +120,21 @@ def validate(ctx: typer.Context) -> None:
     console.print(f"broker ok: {settings.kafka.bootstrap_servers}")
     ConfluentRegistry(settings.registry).subjects()
     console.print(f"registry ok: {settings.registry.url}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    seconds: Annotated[float | None, typer.Option(help="stop after this long (default: Ctrl-C)")] = None,
+    rate: Annotated[float, typer.Option(help="changes per second made in the shop")] = 20.0,
+    seed: Annotated[int, typer.Option(help="seed of the workload")] = 42,
+) -> None:
+    """Run the demo: a legacy shop captured live into Kafka and mirrored into a read model."""
+    from hub.demo import run_demo
+
+    matched = run_demo(state(ctx).settings, PROJECT_ROOT, seconds=seconds, rate=rate, seed=seed)
+    if not matched:
+        raise typer.Exit(1)
 
 
 def _print_statuses(statuses: list[Any]) -> None:

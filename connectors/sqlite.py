@@ -139,7 +139,7 @@ class SqliteConnector:
             return Batch(changes, self._copy_position())
         table = snapshot["pending"][0]
         rows = self._chunk(conn, table, snapshot["last_pk"], max_changes)
-        ts_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+        ts_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
         schema = self._schemas[table]
         for row in rows:
             changes.append(Change(table, "r", None, row, str(watermark), ts_ms, snapshot=True))
@@ -321,5 +321,5 @@ def _trigger(table: str, suffix: str) -> str:
 
 
 def _epoch_ms(text: str) -> int:
-    moment = dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    moment = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)

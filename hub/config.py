@@ -39,9 +39,9 @@ class KafkaSettings(_Model):
     replication_factor: int = 1
     topic_partitions: int = 1
 
-    def client_config(self, *, reveal_secrets: bool = True) -> dict[str, str]:
+    def client_config(self, *, reveal_secrets: bool = True) -> dict[str, Any]:
         """The librdkafka settings common to every client; secrets masked unless revealed."""
-        config = {
+        config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol.lower(),
         }

@@ -71,7 +71,9 @@ class Simulator:
     def __init__(self, path: Path, seed: int) -> None:
         self.rng = random.Random(seed)
         self.conn = sqlite3.connect(path, timeout=30)
-        self.next_ticket = int(self.conn.execute("SELECT COALESCE(MAX(ticket_no), 0) + 1 FROM sales").fetchone()[0])
+        self.next_ticket = int(
+            self.conn.execute("SELECT COALESCE(MAX(ticket_no), 0) + 1 FROM sales").fetchone()[0]
+        )
         self.changes = 0
 
     def step(self) -> None:
@@ -79,7 +81,9 @@ class Simulator:
         roll = self.rng.random()
         if roll < 0.8:
             sku = f"SKU{self.rng.randint(1, 200):05d}"
-            price = Decimal(self.conn.execute("SELECT unit_price FROM products WHERE sku = ?", (sku,)).fetchone()[0])
+            price = Decimal(
+                self.conn.execute("SELECT unit_price FROM products WHERE sku = ?", (sku,)).fetchone()[0]
+            )
             qty = self.rng.randint(1, 4)
             self.conn.execute(
                 "INSERT INTO sales VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -90,7 +94,7 @@ class Simulator:
                     f"C-{self.rng.randint(1, 100):05d}",
                     qty,
                     str((price * qty).quantize(Decimal("0.01"))),
-                    dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
                 ),
             )
             self.next_ticket += 1
@@ -144,12 +148,14 @@ def demo_config(settings: Settings, workdir: Path, shop: Path) -> Path:
 def _spawn(config: Path, args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "--log-level", "warning", "-c", str(config), *args],
-        stdout=open(log_file, "ab"),  # noqa: SIM115 - the child owns it
+        stdout=open(log_file, "ab"),
         stderr=subprocess.STDOUT,
     )
 
 
-def run_demo(settings: Settings, project_root: Path, *, seconds: float | None, rate: float, seed: int) -> bool:
+def run_demo(
+    settings: Settings, project_root: Path, *, seconds: float | None, rate: float, seed: int
+) -> bool:
     """Run the demo; True when the read model matched the shop at the end."""
     from hub.local import stack
 
@@ -161,13 +167,26 @@ def run_demo(settings: Settings, project_root: Path, *, seconds: float | None, r
     create_estate(shop, seed)
     config = demo_config(settings, workdir, shop)
     read_url = f"sqlite:///{(workdir / 'read.db').absolute()}"
-    console.print(f"[bold]broker[/]   {settings.kafka.bootstrap_servers}   [bold]registry[/] {settings.registry.url}")
+    console.print(
+        f"[bold]broker[/]   {settings.kafka.bootstrap_servers}   [bold]registry[/] {settings.registry.url}"
+    )
     console.print(f"[bold]shop[/]     {shop}  (the legacy POS database)")
     console.print(f"[bold]read model[/] {read_url}  (table mirror_pos_sales)")
     console.print(f"logs in {workdir}; topics unsilo.raw.pos.*; Ctrl-C to stop")
 
     snapshot = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "--log-level", "warning", "-c", str(config), "run", "shop", "--until-idle"],
+        [
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "--log-level",
+            "warning",
+            "-c",
+            str(config),
+            "run",
+            "shop",
+            "--until-idle",
+        ],
         check=False,
     )
     if snapshot.returncode != 0:

@@ -80,7 +80,7 @@ class ConfluentRegistry:
             raise SchemaError(f"schema id {schema_id} unknown to the registry") from exc
         except Exception as exc:
             raise self._unavailable(exc) from exc
-        parsed: dict[str, Any] = json.loads(found.schema_str)
+        parsed: dict[str, Any] = json.loads(found.schema_str or "null")
         return parsed
 
     def set_compatibility(self, level: str) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import faust
 import structlog
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from hub.config import KafkaSettings, Settings
 from hub.kafka.errors import translate
@@ -46,7 +46,7 @@ def _read_committed_consumers() -> None:
         return consumer
 
     create._unsilo_read_committed = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 _read_committed_consumers()

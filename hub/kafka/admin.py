@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from hub.config import KafkaSettings
 from hub.errors import LogError

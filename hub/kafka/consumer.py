@@ -57,8 +57,9 @@ def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) ->
                 raise translate(error, settings.bootstrap_servers, f"reading {topic}")
             deadline = time.monotonic() + timeout_s
             yield message
-            if message.offset() + 1 >= ends[message.partition()]:
-                pending.discard(message.partition())
+            offset, partition = message.offset() or 0, message.partition() or 0
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
     except KafkaException as exc:
         raise translate(exc, settings.bootstrap_servers, f"reading {topic}") from exc
     finally:

@@ -76,9 +76,7 @@ class LocalKafka:
 
     name = "kafka"
 
-    def __init__(
-        self, settings: LocalSettings, project_root: Path, *, lib_dir: Path | None = None
-    ) -> None:
+    def __init__(self, settings: LocalSettings, project_root: Path, *, lib_dir: Path | None = None) -> None:
         self.settings = settings
         self.project_root = project_root.absolute()
         self.data_dir = (self.project_root / settings.data_dir).absolute()
@@ -126,9 +124,7 @@ class LocalKafka:
     def write_config(self) -> Path:
         """Write ``server.properties`` (ports from the settings) and return its path."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(
-            render_server_properties(self.settings, self.log_dir), encoding="utf-8"
-        )
+        self.config_file.write_text(render_server_properties(self.settings, self.log_dir), encoding="utf-8")
         return self.config_file
 
     def cluster_id(self) -> str:

@@ -147,9 +147,7 @@ class ManagedProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         cwd.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
-            out.write(
-                f"\n{_START_BANNER}{self.name} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode()
-            )
+            out.write(f"\n{_START_BANNER}{self.name} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
             out.flush()
             try:
                 process = subprocess.Popen(
@@ -194,8 +192,7 @@ class ManagedProcess:
         errors = self.error_lines()
         found = "errors logged:\n" + "\n".join(errors) + "\n" if errors else ""
         return ServiceError(
-            f"{self.name} exited during {what}; {found}"
-            f"last lines of {self.log_file}:\n{self.tail(20)}"
+            f"{self.name} exited during {what}; {found}last lines of {self.log_file}:\n{self.tail(20)}"
         )
 
     def rss_bytes(self) -> int | None:

@@ -31,9 +31,7 @@ POLL_TIMEOUT_MS = 1000
 MARKER_PROPERTY = "unsilo.registry.home"  # a -D argument that identifies our process
 
 
-def registry_properties(
-    settings: LocalSettings, bootstrap_servers: str, home: Path
-) -> dict[str, str]:
+def registry_properties(settings: LocalSettings, bootstrap_servers: str, home: Path) -> dict[str, str]:
     """The ``-D`` system properties that configure Apicurio (HTTP on loopback, kafkasql)."""
     return {
         "quarkus.http.host": "127.0.0.1",
@@ -76,9 +74,7 @@ class LocalRegistry:
         self.data_dir = (self.project_root / settings.data_dir).absolute()
         self.install_dir = (install_dir or self.data_dir / "apicurio").absolute()
         self.home = self.data_dir / "registry"
-        self.process = ManagedProcess(
-            self.name, self.data_dir, marker=f"-D{MARKER_PROPERTY}={self.home}"
-        )
+        self.process = ManagedProcess(self.name, self.data_dir, marker=f"-D{MARKER_PROPERTY}={self.home}")
 
     @property
     def base_url(self) -> str:

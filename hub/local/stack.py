@@ -79,9 +79,7 @@ def _up_registry(registry: LocalRegistry) -> None:
         registry.ensure_installed()
         started = time.monotonic()
         pid = registry.start()
-        log.info(
-            "registry_starting", pid=pid, url=registry.url, log_file=str(registry.process.log_file)
-        )
+        log.info("registry_starting", pid=pid, url=registry.url, log_file=str(registry.process.log_file))
         registry.wait_ready()
         log.info(
             "registry_started",
@@ -92,9 +90,7 @@ def _up_registry(registry: LocalRegistry) -> None:
         )
         return
     waited = registry.wait_ready()
-    log.info(
-        "registry_started", pid=registry.process.pid(), url=registry.url, waited=round(waited, 2)
-    )
+    log.info("registry_started", pid=registry.process.pid(), url=registry.url, waited=round(waited, 2))
 
 
 def up(

@@ -86,9 +86,7 @@ def find_java(min_version: int = MIN_JAVA) -> Path:
             return java
         seen.append(f"{java} (Java {version if version is not None else '?'})")
     found = "; found only " + ", ".join(seen) if seen else "; no 'java' on PATH or in /usr/lib/jvm"
-    raise MissingToolError(
-        f"Java {min_version} or newer is needed{found}", hint=java_hint(min_version)
-    )
+    raise MissingToolError(f"Java {min_version} or newer is needed{found}", hint=java_hint(min_version))
 
 
 def java_hint(min_version: int) -> str:

@@ -11,9 +11,9 @@ from sqlalchemy import create_engine
 
 from hub.config import Settings
 from hub.errors import ConfigError
+from hub.kafka.admin import KafkaAdmin
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
-from hub.kafka.admin import KafkaAdmin
 from projections.faust_app import align_group_offsets, create_app
 from projections.table_mirror.builder import MirrorBuilder, RawEvent
 
@@ -27,9 +27,7 @@ def decode_event(serde: AvroSerde, message: Any) -> RawEvent:
     """A RawEvent from a faust/aiokafka message of a raw topic."""
     key, key_schema = serde.decode_with_schema(message.key) if message.key else (None, None)
     value, value_schema = serde.decode_with_schema(message.value) if message.value else (None, None)
-    return RawEvent(
-        message.topic, message.partition, message.offset, key, value, key_schema, value_schema
-    )
+    return RawEvent(message.topic, message.partition, message.offset, key, value, key_schema, value_schema)
 
 
 def raw_topics(settings: Settings, prefix: str, wait_s: float = 60.0) -> list[str]:
@@ -67,7 +65,7 @@ def build_app(settings: Settings, *, prefix: str = "unsilo.raw.", projection: st
     @app.agent(topic)
     async def apply(stream: faust.StreamT[Any]) -> None:
         try:
-            async for events in stream.take_events(BATCH, within=WITHIN_S):
+            async for events in stream.take_events(BATCH, within=WITHIN_S):  # type: ignore[attr-defined]
                 batch = [decode_event(serde, event.message) for event in events]
                 applied = builder.apply(batch)
                 log.debug("mirror_batch_applied", events=len(batch), applied=applied)

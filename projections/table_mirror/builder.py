@@ -114,7 +114,8 @@ class MirrorBuilder:
             if column.name not in existing:  # a column added by a schema change
                 type_sql = column.type.compile(dialect=conn.dialect)
                 quoted = conn.dialect.identifier_preparer.quote(column.name)
-                conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.quote(name)} ADD COLUMN {quoted} {type_sql}"))
+                table_sql = conn.dialect.identifier_preparer.quote(name)
+                conn.execute(text(f"ALTER TABLE {table_sql} ADD COLUMN {quoted} {type_sql}"))
         self._tables[event.topic] = (table, columns)
         log.info("mirror_table_ready", topic=event.topic, table=name)
         return table, columns

@@ -35,12 +35,13 @@ class ExactDecimal(TypeDecorator[decimal.Decimal]):
 
     def __init__(self, precision: int, scale: int) -> None:
         super().__init__(precision=precision, scale=scale, asdecimal=True)
+        self.precision = precision
         self.scale = scale
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(64))
-        return dialect.type_descriptor(Numeric(self.impl.precision, self.scale))  # type: ignore[attr-defined]
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
@@ -79,14 +80,15 @@ def sql_type(avro_type: Any) -> TypeEngine[Any]:
         if logical in {"time-micros", "time-millis"}:
             return Time()
         return sql_type(avro_type.get("type", "string"))
-    return {
+    plain: dict[str, TypeEngine[Any]] = {
         "int": Integer(),
         "long": BigInteger(),
         "float": Float(),
         "double": Float(),
         "boolean": Boolean(),
         "bytes": LargeBinary(),
-    }.get(avro_type, Text())
+    }
+    return plain.get(str(avro_type), Text())
 
 
 def mirror_columns(key_schema: dict[str, Any], value_schema: dict[str, Any]) -> list[MirrorColumn]:

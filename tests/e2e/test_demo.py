@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_captures_the_shop_and_the_read_model_matches(tmp_path: Path) -> None:
-    """`unsilo demo --seconds 15` starts everything, keeps the read model equal to the shop, and stops cleanly."""
+    """`unsilo demo --seconds 15` starts everything, keeps the read model equal to the shop, stops cleanly."""
     kafka_port, controller_port, registry_port = free_ports(3)
     data_dir = tmp_path / ".unsilo"
     data_dir.mkdir()

@@ -45,12 +45,12 @@ def start_connector(config: Path, source: str, log: Path) -> subprocess.Popen[by
     return subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "-c", str(config), "run", source],
         stdout=subprocess.DEVNULL,
-        stderr=open(log, "ab"),  # noqa: SIM115
+        stderr=open(log, "ab"),
     )
 
 
 def test_sigkill_while_streaming_loses_and_duplicates_nothing(settings: Settings, tmp_path: Path) -> None:
-    """After repeated SIGKILLs of the connector mid-stream, every update is in the topic exactly once, in order."""
+    """After repeated SIGKILLs of the connector mid-stream, every update is in the topic once, in order."""
     db = tmp_path / "counters.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)")
@@ -105,5 +105,7 @@ def test_sigkill_while_streaming_loses_and_duplicates_nothing(settings: Settings
     lost_or_duplicated = {
         key: seen for key, seen in versions.items() if seen != list(range(1, expected[key] + 1))
     }
-    assert not lost_or_duplicated, f"keys whose updates are not exactly 1..N in order: {sorted(lost_or_duplicated)[:5]}"
+    assert not lost_or_duplicated, (
+        f"keys whose updates are not exactly 1..N in order: {sorted(lost_or_duplicated)[:5]}"
+    )
     assert sum(len(seen) for seen in versions.values()) == sum(expected.values())

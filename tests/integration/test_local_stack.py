@@ -99,9 +99,7 @@ def _schema_by_id(client: SchemaRegistryClient, schema_id: int) -> object:
     return json.loads(text)
 
 
-def test_up_starts_a_broker_that_lists_itself(
-    settings: Settings, running: list[ServiceStatus]
-) -> None:
+def test_up_starts_a_broker_that_lists_itself(settings: Settings, running: list[ServiceStatus]) -> None:
     """After ``up`` the broker answers a metadata request that lists broker 1 at its port."""
     assert [s.name for s in running] == ["kafka", "registry"]
     assert all(s.running and s.pid for s in running)
@@ -112,9 +110,7 @@ def test_up_starts_a_broker_that_lists_itself(
     assert "_schemas" in metadata.topics  # the registry's journal lives in the broker
 
 
-def test_up_starts_a_registry_with_backward_default(
-    settings: Settings, running: list[ServiceStatus]
-) -> None:
+def test_up_starts_a_registry_with_backward_default(settings: Settings, running: list[ServiceStatus]) -> None:
     """The registry answers ``GET /subjects`` and its global compatibility is BACKWARD."""
     assert running[1].address == settings.registry.url
     with httpx.Client(timeout=10) as client:
@@ -146,9 +142,7 @@ def test_confluent_client_works_against_the_registry(
     assert _client(settings).get_latest_version(subject).version == 2  # a fresh client: no cache
 
 
-def test_up_again_leaves_healthy_services_alone(
-    settings: Settings, running: list[ServiceStatus]
-) -> None:
+def test_up_again_leaves_healthy_services_alone(settings: Settings, running: list[ServiceStatus]) -> None:
     """A second ``up`` while both run keeps the same processes."""
     again = stack.up(settings, PROJECT_ROOT, **JARS)
     assert [s.pid for s in again] == [s.pid for s in running]

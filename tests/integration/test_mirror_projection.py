@@ -24,7 +24,10 @@ def random_workload(db: Path, operations: int, seed: int) -> None:
     """``operations`` random inserts, updates, deletes and key changes, each committed."""
     rng = random.Random(seed)
     conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY, owner TEXT, amount DECIMAL(12,2), opened DATE)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS accounts "
+        "(id INTEGER PRIMARY KEY, owner TEXT, amount DECIMAL(12,2), opened DATE)"
+    )
     conn.commit()
     next_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1000 FROM accounts").fetchone()[0]
     for _ in range(operations):
@@ -32,10 +35,16 @@ def random_workload(db: Path, operations: int, seed: int) -> None:
         choice = rng.random()
         if not ids or choice < 0.4:
             amount = f"{rng.randint(0, 10**6)}.{rng.randint(0, 99):02d}"
-            conn.execute("INSERT INTO accounts VALUES (?, ?, ?, ?)", (next_id, f"owner {next_id}", amount, "2020-01-31"))
+            conn.execute(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+                (next_id, f"owner {next_id}", amount, "2020-01-31"),
+            )
             next_id += 1
         elif choice < 0.75:
-            conn.execute("UPDATE accounts SET amount = amount + 0.01, owner = ? WHERE id = ?", (f"o{rng.random()}", rng.choice(ids)))
+            conn.execute(
+                "UPDATE accounts SET amount = amount + 0.01, owner = ? WHERE id = ?",
+                (f"o{rng.random()}", rng.choice(ids)),
+            )
         elif choice < 0.95:
             conn.execute("DELETE FROM accounts WHERE id = ?", (rng.choice(ids),))
         else:
@@ -47,7 +56,10 @@ def random_workload(db: Path, operations: int, seed: int) -> None:
 
 def source_rows(db: Path) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(db)
-    rows = [(i, o, Decimal(str(a)).quantize(Decimal("0.01")), d) for i, o, a, d in conn.execute("SELECT id, owner, amount, opened FROM accounts ORDER BY id")]
+    rows = [
+        (i, o, Decimal(str(a)).quantize(Decimal("0.01")), d)
+        for i, o, a, d in conn.execute("SELECT id, owner, amount, opened FROM accounts ORDER BY id")
+    ]
     conn.close()
     return rows
 

@@ -55,7 +55,7 @@ def test_confluent_deserializer_reads_hub_events(settings: Settings, tmp_path: P
     """An event the hub wrote is decoded by confluent-kafka's own AvroDeserializer."""
     db = tmp_path / "shop.db"
     make_customers(db)
-    configured, topic = capture(settings, db)
+    _, topic = capture(settings, db)
 
     client = SchemaRegistryClient({"url": settings.registry.url})
     deserialize = AvroDeserializer(client)
@@ -96,13 +96,28 @@ def test_kcat_reads_hub_events(settings: Settings, tmp_path: Path) -> None:
     make_customers(db, rows=1)
     _, topic = capture(settings, db)
     version = subprocess.run([kcat, "-V"], capture_output=True, text=True, check=True).stdout
-    common = [kcat, "-b", settings.kafka.bootstrap_servers, "-C", "-t", topic, "-o", "beginning", "-c", "1", "-e"]
+    common = [
+        kcat,
+        "-b",
+        settings.kafka.bootstrap_servers,
+        "-C",
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-c",
+        "1",
+        "-e",
+    ]
     common += ["-X", "isolation.level=read_committed"]
 
     if "avro" in version:  # kcat built with libserdes decodes Avro itself
         out = subprocess.run(
             [*common, "-s", "value=avro", "-r", settings.registry.url, "-f", "%s"],
-            capture_output=True, text=True, check=True, timeout=60,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout
         after = json.loads(out)["after"]
     else:  # Debian's kcat has no Avro: take its raw bytes and decode them with Apache Avro
@@ -140,7 +155,10 @@ def test_insert_update_delete_arrive_in_order(settings: Settings, tmp_path: Path
     from hub.serde import AvroSerde
 
     serde = AvroSerde(ConfluentRegistry(settings.registry))
-    records = [(serde.decode(m.key()), serde.decode(m.value())) for m in topic_messages(settings.kafka, raw_topic(system, "customers"))]
+    records = [
+        (serde.decode(m.key()), serde.decode(m.value()))
+        for m in topic_messages(settings.kafka, raw_topic(system, "customers"))
+    ]
     assert [value["op"] if value else None for _, value in records] == ["c", "u", "d", None]
     assert all(key == {"id": 7} for key, _ in records)
     create, update, delete, _ = (value for _, value in records)

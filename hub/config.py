@@ -90,9 +90,15 @@ class SourceSettings(_Model):
 
     name: str
     system: str
-    kind: Literal["sqlite"]
+    kind: Literal["sqlite", "postgres", "mysql", "sql_poll", "outbox"]
     url: str
     password: SecretStr | None = None
+    # postgres: replication slot and publication (default unsilo_<name>), heartbeat
+    slot: str | None = None
+    publication: str | None = None
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # mysql: the replica server id this connector uses to read the binlog
+    server_id: int | None = None
     tables: list[TableSettings] = Field(min_length=1)
     batch_size: int = Field(default=2000, ge=1)
     poll_interval_s: float = Field(default=0.05, gt=0)

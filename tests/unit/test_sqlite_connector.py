@@ -13,7 +13,7 @@ import pytest
 from connectors.sqlite import CHANGELOG, SqliteConnector
 from hub.config import SourceSettings, TableSettings
 from hub.errors import ConfigError, SourceUnavailableError
-from tests.unit.connector_contract import BATCH, ConnectorContract, changes_of, drain
+from tests.connector_contract import BATCH, ConnectorContract, changes_of, drain
 
 ODD = 'odd "name"'
 

@@ -22,12 +22,13 @@ import structlog
 from connectors.base import Batch, Change, Position
 from hub.avro_types import Column
 from hub.config import SourceSettings
-from hub.envelope import TableSchema
+from hub.envelope import TableSchema, table_schema
 from hub.errors import ConfigError, SourceDataError, SourceUnavailableError
 
 log = structlog.get_logger(__name__)
 
 CHANGELOG = "_unsilo_changelog"
+_CHUNK_CURSOR = "\x00cursor"  # where a snapshot row carries its chunk cursor until published
 _OPS = {"I": "c", "U": "u", "D": "d"}
 
 
@@ -140,8 +141,9 @@ class SqliteConnector:
         table = snapshot["pending"][0]
         rows = self._chunk(conn, table, snapshot["last_pk"], max_changes)
         ts_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        schema = self._schemas[table]
+        cursor: list[Any] | None = None
         for row in rows:
+            cursor = row.pop(_CHUNK_CURSOR)
             changes.append(Change(table, "r", None, row, str(watermark), ts_ms, snapshot=True))
         self._position["changelog_id"] = watermark
         if len(rows) < max_changes:
@@ -149,7 +151,7 @@ class SqliteConnector:
             snapshot["last_pk"] = None
             log.info("snapshot_table_done", source=self.name, table=table)
         else:
-            snapshot["last_pk"] = [rows[-1][k] for k in schema.key]
+            snapshot["last_pk"] = cursor
         progress = {"table": table, "rows": len(rows), "done": len(rows) < max_changes}
         return Batch(changes, self._copy_position(), progress)
 
@@ -186,16 +188,28 @@ class SqliteConnector:
     ) -> list[dict[str, Any]]:
         schema = self._schemas[table]
         columns = ", ".join(quote(c.name) for c in schema.columns)
-        key = ", ".join(quote(k) for k in schema.key)
-        query = f"SELECT {columns} FROM {quote(table)}"
+        order = self._chunk_order(schema)
+        key = ", ".join(order)
+        query = f"SELECT {columns}, {key} FROM {quote(table)}"
         params: list[Any] = []
         if last_pk is not None:
-            query += f" WHERE ({key}) > ({', '.join('?' for _ in schema.key)})"
+            query += f" WHERE ({key}) > ({', '.join('?' for _ in order)})"
             params.extend(last_pk)
         query += f" ORDER BY {key} LIMIT ?"
         params.append(limit)
         names = [c.name for c in schema.columns]
-        return [dict(zip(names, row, strict=True)) for row in conn.execute(query, params)]
+        width = len(names)
+        rows = []
+        for row in conn.execute(query, params):
+            values = dict(zip(names, row[:width], strict=True))
+            values[_CHUNK_CURSOR] = list(row[width:])
+            rows.append(values)
+        return rows
+
+    @staticmethod
+    def _chunk_order(schema: TableSchema) -> list[str]:
+        """Snapshot chunks follow the key; a row-hash table (no key) follows its rowid."""
+        return [quote(k) for k in schema.key] if schema.key else ["rowid"]
 
     # -- setup -----------------------------------------------------------------------
 
@@ -220,8 +234,8 @@ class SqliteConnector:
                     f"source {self.name}: table {table.name!r} not found in {self.path}",
                     hint="check the table names listed under the source in unsilo.yaml",
                 )
-            pk = sorted((row[5], row[1]) for row in info if row[5])
-            key = table.key or [name for _, name in pk]
+            pk = [name for _, name in sorted((row[5], row[1]) for row in info if row[5])]
+            key = table.key or pk
             columns = [
                 Column(
                     name=row[1],
@@ -231,7 +245,7 @@ class SqliteConnector:
                 )
                 for row in info
             ]
-            self._schemas[table.name] = TableSchema(self.settings.system, table.name, columns, key)
+            self._schemas[table.name] = table_schema(self.settings, table, columns, pk)
             self._blob_columns[table.name] = {
                 c.name for c in columns if "BLOB" in c.sql_type.upper() or not c.sql_type
             }

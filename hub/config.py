@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import ConfigError
@@ -78,11 +86,23 @@ class LocalSettings(_Model):
     start_timeout_s: float = 120.0
 
 
+MaskRule = Literal["drop", "hash", "redact"]
+
+
 class TableSettings(_Model):
-    """One captured table; ``key`` overrides the primary key columns."""
+    """One captured table.
+
+    ``key`` overrides the primary key columns; ``row_hash_key`` keys a table that has no
+    primary key by a hash of the whole row (full row images required); ``mask`` hides
+    sensitive columns before anything leaves the connector: ``drop`` removes the column,
+    ``hash`` replaces it by a keyed HMAC-SHA256 (the source's ``mask_key``), ``redact``
+    by a fixed marker.
+    """
 
     name: str
     key: list[str] | None = None
+    row_hash_key: bool = False
+    mask: dict[str, MaskRule] = {}
 
 
 class SourceSettings(_Model):
@@ -100,6 +120,7 @@ class SourceSettings(_Model):
     # mysql: the replica server id this connector uses to read the binlog
     server_id: int | None = None
     tables: list[TableSettings] = Field(min_length=1)
+    mask_key: SecretStr | None = None  # HMAC key for columns masked with ``hash``
     batch_size: int = Field(default=2000, ge=1)
     poll_interval_s: float = Field(default=0.05, gt=0)
 
@@ -109,6 +130,13 @@ class SourceSettings(_Model):
         if isinstance(value, list):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
+
+    @model_validator(mode="after")
+    def _hash_masks_need_a_key(self) -> SourceSettings:
+        hashed = [f"{t.name}.{c}" for t in self.tables for c, rule in t.mask.items() if rule == "hash"]
+        if hashed and self.mask_key is None:
+            raise ValueError(f"columns masked with 'hash' ({', '.join(hashed)}) need mask_key")
+        return self
 
     @field_validator("name", "system")
     @classmethod

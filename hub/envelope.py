@@ -8,12 +8,19 @@ position, txid, ts_ms = commit time in the source). A delete is followed by a to
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from hub.avro_types import Column, Converter, avro_name, converter_for, field_schema
+from hub.config import SourceSettings, TableSettings
 from hub.errors import ConfigError
+from hub.masking import hasher, masked_column, redactor
+
+ROW_HASH_FIELD = "_row_hash"
 
 Op = Literal["c", "u", "d", "r", "t"]
 OPS: frozenset[str] = frozenset({"c", "u", "d", "r", "t"})
@@ -65,39 +72,70 @@ class SourceInfo:
 class TableSchema:
     """Key and value Avro schemas of one captured table, with value converters."""
 
-    def __init__(self, system: str, table: str, columns: list[Column], key: list[str]) -> None:
+    def __init__(
+        self,
+        system: str,
+        table: str,
+        columns: list[Column],
+        key: list[str],
+        *,
+        masks: Mapping[str, str] | None = None,
+        mask_key: bytes | None = None,
+        row_hash: bool = False,
+    ) -> None:
         if not columns:
             raise ConfigError(f"table {table!r} has no columns (does it exist?)")
+        masks = dict(masks or {})
         names = {c.name for c in columns}
-        missing = [k for k in key if k not in names]
+        missing = [k for k in key if k not in names] + [m for m in masks if m not in names]
         if missing:
-            raise ConfigError(f"key column(s) {missing} not in table {table!r}")
-        if not key:
+            raise ConfigError(f"column(s) {missing} named in the config are not in table {table!r}")
+        if not key and not row_hash:
             raise ConfigError(
                 f"table {table!r} has no primary key",
-                hint=f"declare key columns for it in unsilo.yaml: tables: [{{name: {table}, key: [...]}}]",
+                hint=f"declare key columns for it in unsilo.yaml (tables: [{{name: {table}, key: [...]}}]) "
+                "or key it by a hash of the whole row (row_hash_key: true)",
             )
+        dropped_keys = [k for k in key if masks.get(k) == "drop"]
+        if dropped_keys:
+            raise ConfigError(f"table {table!r}: key column(s) {dropped_keys} cannot be dropped; use hash")
         self.system = system
         self.table = table
-        self.columns = columns
+        self.row_hash = not key
+        converters = {c.name: converter_for(c) for c in columns}
+        kept: list[Column] = []
+        for column in columns:
+            rule = masks.get(column.name)
+            if rule == "drop":
+                continue
+            if rule in {"hash", "redact"}:
+                if rule == "hash" and mask_key is None:
+                    raise ConfigError(f"table {table!r}: hashing {column.name!r} needs the source's mask_key")
+                converters[column.name] = hasher(mask_key or b"") if rule == "hash" else redactor
+                column = masked_column(column)
+            kept.append(column)
+        self.columns = kept
         self.key = key
         self.namespace = f"unsilo.raw.{avro_name(system)}.{avro_name(table)}"
         self._converters: list[tuple[str, str, Converter]] = [
-            (c.name, c.avro_name, converter_for(c)) for c in columns
+            (c.name, c.avro_name, converters[c.name]) for c in kept
         ]
-        by_name = {c.name: c for c in columns}
-        self._key_converters = [(k, by_name[k].avro_name, converter_for(by_name[k])) for k in key]
+        by_name = {c.name: c for c in kept}
+        self._key_converters = [(k, by_name[k].avro_name, converters[k]) for k in key]
+        key_fields = [field_schema(by_name[k], force_required=True) for k in key]
+        if self.row_hash:
+            key_fields = [{"name": ROW_HASH_FIELD, "type": "string", "doc": "SHA-256 of the whole row"}]
         self.key_schema: dict[str, Any] = {
             "type": "record",
             "name": "Key",
             "namespace": self.namespace,
-            "fields": [field_schema(by_name[k], force_required=True) for k in key],
+            "fields": key_fields,
         }
         row: dict[str, Any] = {
             "type": "record",
             "name": "Value",
             "namespace": self.namespace,
-            "fields": [field_schema(c) for c in columns],
+            "fields": [field_schema(c) for c in kept],
         }
         self.value_schema: dict[str, Any] = {
             "type": "record",
@@ -120,8 +158,18 @@ class TableSchema:
         return {avro: convert(values.get(name)) for name, avro, convert in self._converters}
 
     def key_of(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The Avro key record of a source row."""
+        """The Avro key record of a source row (a hash of the whole row for row-hash keys)."""
+        if self.row_hash:
+            row = self.row(values) or {}
+            text = json.dumps(row, sort_keys=True, default=_canonical)
+            return {ROW_HASH_FIELD: hashlib.sha256(text.encode("utf-8")).hexdigest()}
         return {avro: convert(values.get(name)) for name, avro, convert in self._key_converters}
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return str(value)
 
 
 def envelope(
@@ -139,3 +187,18 @@ def envelope(
         "ts_ms": ts_ms if ts_ms is not None else int(time.time() * 1000),
         "source": source.to_avro(),
     }
+
+
+def table_schema(
+    source: SourceSettings, table: TableSettings, columns: list[Column], primary_key: list[str]
+) -> TableSchema:
+    """The TableSchema of ``table`` with the user's key override, row-hash key and masks."""
+    return TableSchema(
+        source.system,
+        table.name,
+        columns,
+        table.key or primary_key,
+        masks=table.mask,
+        mask_key=source.mask_key.get_secret_value().encode("utf-8") if source.mask_key else None,
+        row_hash=table.row_hash_key and not (table.key or primary_key),
+    )

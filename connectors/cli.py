@@ -1,4 +1,4 @@
-"""``unsilo run``: the connector commands, plugged into the hub's CLI."""
+"""``unsilo run`` and ``unsilo connectors``: the connector commands, plugged into the hub's CLI."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from connectors.base import Batch
 from connectors.runner import ConnectorRunner, RunnerStats, describe
+from connectors.status import describe_table, load_statuses
 
 console = Console(stderr=True)
 
@@ -17,6 +20,40 @@ console = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     """Add the connector commands to ``app``."""
     app.command("run")(run)
+    app.command("connectors")(connectors)
+
+
+class SnapshotProgress:
+    """A progress bar per table being snapshotted: rows, rate and ETA."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(
+            TextColumn("snapshot {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, batch: Batch, stats: RunnerStats) -> None:
+        progress: dict[str, Any] = batch.progress
+        if not progress:
+            return
+        table = progress["table"]
+        if table not in self.tasks:
+            if not self.bars.live.is_started:
+                self.bars.start()
+            self.tasks[table] = self.bars.add_task(table, total=progress.get("total"))
+        self.bars.update(self.tasks[table], advance=int(progress.get("rows", 0)))
+        if progress.get("done"):
+            task = self.tasks[table]
+            self.bars.update(task, total=self.bars.tasks[task].completed)
+
+    def stop(self) -> None:
+        if self.bars.live.is_started:
+            self.bars.stop()
 
 
 def run(
@@ -26,21 +63,41 @@ def run(
 ) -> None:
     """Capture a source: snapshot its tables, then stream every change into Kafka."""
     settings = ctx.obj.settings
-    runner = ConnectorRunner(settings, settings.source(source), on_batch=_progress)
+    progress = SnapshotProgress()
+    runner = ConnectorRunner(settings, settings.source(source), on_batch=progress)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     try:
         stats = runner.run(until_idle=until_idle)
     except KeyboardInterrupt:
         runner.close()
         stats = runner.stats
+    finally:
+        progress.stop()
     console.print(f"source {source}: {describe(stats)}")
 
 
-def _progress(batch: Batch, stats: RunnerStats) -> None:
-    progress: dict[str, Any] = batch.progress
-    if progress:
-        state = "done" if progress.get("done") else "snapshotting"
-        console.print(
-            f"snapshot {progress['table']}: {state}, {stats.snapshot_rows} rows so far",
-            highlight=False,
-        )
+def connectors(ctx: typer.Context) -> None:
+    """List sources and their tables with state: snapshotting n/N rows, streaming, stopped (why)."""
+    settings = ctx.obj.settings
+    statuses = load_statuses(settings.kafka)
+    table = Table("source", "system", "table", "state", "events", "dead-lettered", "quarantined")
+    for source in settings.sources:
+        status = statuses.get(source.name)
+        if status is None:
+            for configured in source.tables:
+                table.add_row(source.name, source.system, configured.name, "never started", "-", "-", "-")
+            continue
+        for name, table_status in sorted(status.tables.items()):
+            state = describe_table(table_status)
+            if status.state == "retrying":
+                state = f"retrying: {status.reason}"
+            table.add_row(
+                source.name,
+                source.system,
+                name,
+                state,
+                str(status.events),
+                str(status.dead_lettered),
+                str(status.quarantined),
+            )
+    Console().print(table)

@@ -18,21 +18,24 @@ import structlog
 
 from connectors.base import Batch, Change, Connector, Position
 from connectors.offsets import encode_position, load_position, position_key
+from connectors.outputs import TableOut, TableOutputs
+from connectors.status import SourceStatus
 from hub.config import Settings, SourceSettings
 from hub.envelope import SourceInfo, TableSchema, envelope
 from hub.errors import (
     ConfigError,
     FencedError,
-    SchemaError,
+    IncompatibleSchemaError,
+    LogError,
     SerializationError,
     SourceDataError,
     UnsiloError,
 )
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.producer import TransactionalProducer
-from hub.kafka.topics import OFFSETS_TOPIC, dlq_topic, raw_topic, spec_for
-from hub.registry import ConfluentRegistry, key_subject, value_subject
-from hub.serde import AvroSerde, Writer
+from hub.kafka.topics import OFFSETS_TOPIC, STATUS_TOPIC, dlq_topic, quarantine_topic, spec_for
+from hub.registry import ConfluentRegistry
+from hub.serde import AvroSerde
 
 log = structlog.get_logger(__name__)
 
@@ -44,14 +47,6 @@ def create_connector(source: SourceSettings) -> Connector:
 
         return SqliteConnector(source)
     raise ConfigError(f"source {source.name}: unknown kind {source.kind!r}")
-
-
-@dataclass
-class _TableOut:
-    schema: TableSchema
-    topic: str
-    key: Writer
-    value: Writer
 
 
 @dataclass
@@ -82,9 +77,11 @@ class ConnectorRunner:
         self.on_batch = on_batch
         self.stats = RunnerStats()
         self.dlq = dlq_topic(source.name)
-        self._serde = AvroSerde(ConfluentRegistry(settings.registry))
+        self.quarantine = quarantine_topic(source.name)
+        registry = ConfluentRegistry(settings.registry)
+        self.outputs = TableOutputs(source.system, AvroSerde(registry), registry)
+        self.status = SourceStatus(source.name, source.system, source.kind)
         self._producer: TransactionalProducer | None = None
-        self._tables: dict[str, _TableOut] = {}
         self._stopping = False
 
     def start(self) -> None:
@@ -93,18 +90,17 @@ class ConnectorRunner:
         position = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
         partitions = self.settings.kafka.topic_partitions
-        topics = {raw_topic(self.source.system, s.table) for s in self.connector.tables()}
-        specs = [spec_for(OFFSETS_TOPIC), spec_for(self.dlq)]
-        specs += [spec_for(t, partitions) for t in sorted(topics)]
+        tables = self.connector.tables()
+        specs = [spec_for(t) for t in (OFFSETS_TOPIC, STATUS_TOPIC, self.dlq, self.quarantine)]
+        specs += [spec_for(t, partitions) for t in self.outputs.topics(tables)]
         KafkaAdmin(self.settings.kafka).ensure_topics(specs)
-        for schema in self.connector.tables():
-            topic = raw_topic(self.source.system, schema.table)
-            self._tables[schema.table] = _TableOut(
-                schema,
-                topic,
-                self._serde.writer(key_subject(topic), schema.key_schema),
-                self._serde.writer(value_subject(topic), schema.value_schema),
-            )
+        for schema in tables:
+            self.status.table(schema.table).state = "streaming"
+            try:
+                self.outputs.get(schema)
+            except IncompatibleSchemaError as exc:
+                self._mark_stopped(schema.table, exc)
+        self._track_snapshot(position)
         self._producer = TransactionalProducer(self.settings.kafka, f"unsilo-connector-{self.source.name}")
         self._producer.init()
         log.info("connector_started", source=self.source.name, resumed=position is not None)
@@ -131,6 +127,7 @@ class ConnectorRunner:
                     log.warning(
                         "connector_retrying", source=self.source.name, error=exc.message, backoff_s=backoff
                     )
+                    self._publish_status("retrying", exc.message)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
                     self._rewind()
@@ -151,9 +148,12 @@ class ConnectorRunner:
         producer = self._require_producer()
         producer.begin()
         try:
+            schemas = {schema.table: schema for schema in self.connector.tables()}
             for change in batch.changes:
-                self._publish(producer, change)
+                self._publish(producer, change, schemas[change.table])
+            self._update_status(batch)
             producer.send(OFFSETS_TOPIC, position_key(self.source.name), encode_position(batch.position))
+            producer.send(STATUS_TOPIC, position_key(self.source.name), self.status.encode())
             producer.commit()
         except BaseException:
             producer.abort()
@@ -178,8 +178,13 @@ class ConnectorRunner:
         position: Position | None = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
 
-    def _publish(self, producer: TransactionalProducer, change: Change) -> None:
-        out = self._tables[change.table]
+    def _publish(self, producer: TransactionalProducer, change: Change, schema: TableSchema) -> None:
+        try:
+            out = self.outputs.get(schema)
+        except IncompatibleSchemaError as exc:
+            self._mark_stopped(change.table, exc)
+            self._dead_letter(producer, change, exc, topic=self.quarantine)
+            return
         try:
             records = self._encode(out, change)
         except (SourceDataError, SerializationError) as exc:
@@ -188,7 +193,47 @@ class ConnectorRunner:
         for key, value in records:
             producer.send(out.topic, key, value)
 
-    def _encode(self, out: _TableOut, change: Change) -> list[tuple[bytes, bytes | None]]:
+    def _mark_stopped(self, table: str, exc: UnsiloError) -> None:
+        status = self.status.table(table)
+        status.state, status.reason, status.fix = "stopped", exc.message, exc.hint
+
+    def _track_snapshot(self, position: Position | None) -> None:
+        pending = ((position or {}).get("snapshot") or {}).get("pending")
+        if position is None:  # first start: every table is snapshotted first
+            pending = [schema.table for schema in self.connector.tables()]
+        for table in pending or []:
+            if self.status.table(table).state != "stopped":
+                self.status.table(table).state = "snapshotting"
+
+    def _update_status(self, batch: Batch) -> None:
+        self.status.state, self.status.reason = "running", None
+        self.status.events += len(batch.changes)
+        self.status.dead_lettered = self.stats.dead_lettered
+        progress = batch.progress
+        if progress:
+            table = self.status.table(progress["table"])
+            if table.state != "stopped":
+                table.rows += int(progress.get("rows", 0))
+                table.total = progress.get("total", table.total)
+                table.state = "streaming" if progress.get("done") else "snapshotting"
+        if batch.changes:
+            self.status.position = batch.changes[-1].position
+
+    def _publish_status(self, state: str, reason: str | None) -> None:
+        """Publish a status change outside a batch (best effort: the broker may be the problem)."""
+        self.status.state, self.status.reason = state, reason
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            producer.begin()
+            producer.send(STATUS_TOPIC, position_key(self.source.name), self.status.encode())
+            producer.commit(timeout_s=5)
+        except LogError as exc:
+            producer.abort(timeout_s=5)
+            log.info("status_not_published", source=self.source.name, error=exc.message)
+
+    def _encode(self, out: TableOut, change: Change) -> list[tuple[bytes, bytes | None]]:
         schema = out.schema
         info = SourceInfo(
             connector=self.connector.kind,
@@ -223,8 +268,13 @@ class ConnectorRunner:
             records.append((key, None))
         return records
 
-    def _dead_letter(self, producer: TransactionalProducer, change: Change, exc: UnsiloError) -> None:
-        self.stats.dead_lettered += 1
+    def _dead_letter(
+        self, producer: TransactionalProducer, change: Change, exc: UnsiloError, *, topic: str | None = None
+    ) -> None:
+        if topic is None:
+            self.stats.dead_lettered += 1
+        else:
+            self.status.quarantined += 1
         log.warning(
             "change_dead_lettered",
             source=self.source.name,
@@ -242,11 +292,11 @@ class ConnectorRunner:
             ("unsilo.table", change.table.encode("utf-8")),
             ("unsilo.position", change.position.encode("utf-8")),
         ]
-        producer.send(self.dlq, None, body, headers)
+        producer.send(topic or self.dlq, None, body, headers)
 
     def _require_producer(self) -> TransactionalProducer:
         if self._producer is None:
-            raise SchemaError("runner not started")
+            raise LogError("the runner is not started")
         return self._producer
 
 

@@ -63,6 +63,7 @@ class SqliteConnector:
         self._schemas: dict[str, TableSchema] = {}
         self._blob_columns: dict[str, set[str]] = {}
         self._position: Position = {}
+        self._schema_version: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class SqliteConnector:
             self._conn = self._connect()
             self._introspect()
             self._install()
+            self._schema_version = int(self._conn.execute("PRAGMA schema_version").fetchone()[0])
         if position is None:
             position = {
                 "changelog_id": self._high_watermark(),
@@ -116,6 +118,7 @@ class SqliteConnector:
         """The next changes after the current position, or None when there are none."""
         conn = self._require()
         try:
+            self._follow_schema_changes(conn)
             conn.execute("BEGIN")
             try:
                 return self._poll_in_transaction(conn, max_changes)
@@ -139,6 +142,8 @@ class SqliteConnector:
             self._position["changelog_id"] = last_id
             return Batch(changes, self._copy_position())
         table = snapshot["pending"][0]
+        if snapshot["last_pk"] is None:  # first chunk: count once, for progress
+            snapshot["total"] = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
         rows = self._chunk(conn, table, snapshot["last_pk"], max_changes)
         ts_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
         cursor: list[Any] | None = None
@@ -152,7 +157,12 @@ class SqliteConnector:
             log.info("snapshot_table_done", source=self.name, table=table)
         else:
             snapshot["last_pk"] = cursor
-        progress = {"table": table, "rows": len(rows), "done": len(rows) < max_changes}
+        progress = {
+            "table": table,
+            "rows": len(rows),
+            "total": snapshot.get("total"),
+            "done": len(rows) < max_changes,
+        }
         return Batch(changes, self._copy_position(), progress)
 
     def _stream(
@@ -224,6 +234,20 @@ class SqliteConnector:
         except sqlite3.Error as exc:
             raise SourceUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         return conn
+
+    def _follow_schema_changes(self, conn: sqlite3.Connection) -> None:
+        """After DDL (``PRAGMA schema_version`` moved), re-read the tables and reinstall triggers.
+
+        Rows written between the DDL and this poll were logged by the old triggers, so a
+        column added in that window reads as null in those few events.
+        """
+        version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+        if version == self._schema_version:
+            return
+        log.info("sqlite_schema_changed", source=self.name)
+        self._introspect()
+        self._install()
+        self._schema_version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
 
     def _introspect(self) -> None:
         conn = self._require()

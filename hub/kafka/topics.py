@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 OFFSETS_TOPIC = "_unsilo.offsets"
+STATUS_TOPIC = "_unsilo.status"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
@@ -33,6 +34,11 @@ def dlq_topic(stage: str) -> str:
     return f"unsilo.dlq.{topic_part(stage)}"
 
 
+def quarantine_topic(source: str) -> str:
+    """Events of a source's tables whose new schema the registry refused (kept, not lost)."""
+    return f"unsilo.quarantine.{topic_part(source)}"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """A topic as the hub wants it: partitions and configs."""
@@ -44,8 +50,8 @@ class TopicSpec:
 
 def spec_for(name: str, partitions: int = 1) -> TopicSpec:
     """The policy for ``name``, decided by its prefix."""
-    if name == OFFSETS_TOPIC:
+    if name in (OFFSETS_TOPIC, STATUS_TOPIC):
         return TopicSpec(name, 1, dict(COMPACTED))
-    if name.startswith(("unsilo.raw.", "unsilo.canonical.", "unsilo.dlq.")):
+    if name.startswith(("unsilo.raw.", "unsilo.canonical.", "unsilo.dlq.", "unsilo.quarantine.")):
         return TopicSpec(name, partitions, dict(KEEP_FOREVER))
     return TopicSpec(name, partitions, {})

@@ -79,7 +79,7 @@ class TestSqliteConnector(ConnectorContract):
     # -- SQLite specifics ------------------------------------------------------------
 
     def test_snapshot_position_records_the_last_key_read(self, tmp_path: Path) -> None:
-        """Mid-snapshot the position holds the last primary key read and the changelog watermark."""
+        """Mid-snapshot the position holds the last key read, the row count and the watermark."""
         connector = self.make_connector(tmp_path, rows=5)
         connector.open(None)
 
@@ -88,9 +88,9 @@ class TestSqliteConnector(ConnectorContract):
 
         assert first is not None
         assert second is not None
-        assert first.position["snapshot"] == {"pending": ["customers"], "last_pk": [2]}
-        assert second.position["snapshot"] == {"pending": ["customers"], "last_pk": [4]}
-        assert first.progress == {"table": "customers", "rows": 2, "done": False}
+        assert first.position["snapshot"] == {"pending": ["customers"], "last_pk": [2], "total": 5}
+        assert second.position["snapshot"] == {"pending": ["customers"], "last_pk": [4], "total": 5}
+        assert first.progress == {"table": "customers", "rows": 2, "total": 5, "done": False}
         assert {c.position for c in first.changes} == {str(first.position["changelog_id"])}
 
     def test_committed_prunes_the_changelog(self, tmp_path: Path) -> None:

@@ -81,19 +81,30 @@ class ConnectorRunner:
         registry = ConfluentRegistry(settings.registry)
         self.outputs = TableOutputs(source.system, AvroSerde(registry), registry)
         self.status = SourceStatus(source.name, source.system, source.kind)
-        self._producer: TransactionalProducer | None = None
+        self._producer: TransactionalProducer | None = None  # set once the source is open too
+        self._kafka_producer: TransactionalProducer | None = None
         self._stopping = False
 
     def start(self) -> None:
-        """Connect to Kafka, the registry and the source; resume from the last position."""
-        KafkaAdmin(self.settings.kafka).ensure_reachable()
+        """Connect to Kafka, the registry and the source; resume from the last position.
+
+        Kafka comes first, so that a source that cannot be reached shows as retrying in
+        ``unsilo connectors``.
+        """
+        admin = KafkaAdmin(self.settings.kafka)
+        if self._kafka_producer is None:
+            admin.ensure_reachable()
+            admin.ensure_topics(
+                [spec_for(t) for t in (OFFSETS_TOPIC, STATUS_TOPIC, self.dlq, self.quarantine)]
+            )
+            producer = TransactionalProducer(self.settings.kafka, f"unsilo-connector-{self.source.name}")
+            producer.init()
+            self._kafka_producer = producer
         position = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
-        partitions = self.settings.kafka.topic_partitions
         tables = self.connector.tables()
-        specs = [spec_for(t) for t in (OFFSETS_TOPIC, STATUS_TOPIC, self.dlq, self.quarantine)]
-        specs += [spec_for(t, partitions) for t in self.outputs.topics(tables)]
-        KafkaAdmin(self.settings.kafka).ensure_topics(specs)
+        partitions = self.settings.kafka.topic_partitions
+        admin.ensure_topics([spec_for(t, partitions) for t in self.outputs.topics(tables)])
         for schema in tables:
             self.status.table(schema.table).state = "streaming"
             try:
@@ -101,8 +112,7 @@ class ConnectorRunner:
             except IncompatibleSchemaError as exc:
                 self._mark_stopped(schema.table, exc)
         self._track_snapshot(position)
-        self._producer = TransactionalProducer(self.settings.kafka, f"unsilo-connector-{self.source.name}")
-        self._producer.init()
+        self._producer = self._kafka_producer
         log.info("connector_started", source=self.source.name, resumed=position is not None)
 
     def stop(self) -> None:
@@ -110,13 +120,17 @@ class ConnectorRunner:
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None) -> RunnerStats:
         """Publish batches until stopped (or until nothing is left, with ``until_idle``)."""
-        if self._producer is None:
-            self.start()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         backoff = 0.5
+        rewind = False
         try:
             while not self._stopping and (deadline is None or time.monotonic() < deadline):
                 try:
+                    if self._producer is None:
+                        self.start()
+                    elif rewind:
+                        self._rewind()
+                    rewind = False
                     published = self.step()
                     backoff = 0.5
                 except FencedError:
@@ -130,7 +144,7 @@ class ConnectorRunner:
                     self._publish_status("retrying", exc.message)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
-                    self._rewind()
+                    rewind = True
                     continue
                 if not published:
                     if until_idle:
@@ -169,9 +183,9 @@ class ConnectorRunner:
         return True
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+        if self._kafka_producer is not None:
+            self._kafka_producer.close()
+        self._producer = self._kafka_producer = None
         self.connector.close()
 
     def _rewind(self) -> None:
@@ -222,7 +236,7 @@ class ConnectorRunner:
     def _publish_status(self, state: str, reason: str | None) -> None:
         """Publish a status change outside a batch (best effort: the broker may be the problem)."""
         self.status.state, self.status.reason = state, reason
-        producer = self._producer
+        producer = self._kafka_producer
         if producer is None:
             return
         try:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_missing_source_is_retried_and_shown_then_captured(settings: Settings, tmp_path: Path) -> None:
-    """With the database missing the connector keeps running, shows 'retrying' with the reason, then captures."""
+    """With the database missing the connector keeps running, shows 'retrying' and why, then captures."""
     db = tmp_path / "late.db"
     system = unique("pos")
     source = sqlite_source(unique("late"), system, db, ["sales"])

@@ -21,6 +21,42 @@ def register(app: typer.Typer) -> None:
     """Add the connector commands to ``app``."""
     app.command("run")(run)
     app.command("connectors")(connectors)
+    app.command("pause")(pause)
+    app.command("resume")(resume)
+    app.command("snapshot")(snapshot)
+
+
+def pause(ctx: typer.Context, source: Annotated[str, typer.Argument(help="source name")]) -> None:
+    """Pause a running connector (it keeps its position; nothing is lost)."""
+    _send(ctx, source, "pause")
+
+
+def resume(ctx: typer.Context, source: Annotated[str, typer.Argument(help="source name")]) -> None:
+    """Resume a paused connector."""
+    _send(ctx, source, "resume")
+
+
+def snapshot(
+    ctx: typer.Context, target: Annotated[str, typer.Argument(help="<source>.<table> to read again")]
+) -> None:
+    """Re-snapshot one table while streaming continues."""
+    from hub.errors import ConfigError
+
+    source, _, table = target.partition(".")
+    configured = ctx.obj.settings.source(source)
+    if table not in [t.name for t in configured.tables]:
+        known = ", ".join(f"{source}.{t.name}" for t in configured.tables)
+        raise ConfigError(f"{target!r} is not a captured table", hint=f"known: {known}")
+    _send(ctx, source, "snapshot", table)
+
+
+def _send(ctx: typer.Context, source: str, command: Any, table: str | None = None) -> None:
+    from connectors.control import send_command
+
+    settings = ctx.obj.settings
+    settings.source(source)
+    send_command(settings.kafka, source, command, table)
+    Console().print(f"{command} sent to {source}; the connector applies it within a second if running")
 
 
 class SnapshotProgress:

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from connectors.base import Batch, Change, Connector, Position
+from connectors.control import ControlChannel
 from connectors.offsets import encode_position, load_position, position_key
 from connectors.outputs import TableOut, TableOutputs
 from connectors.status import SourceStatus
@@ -83,6 +84,8 @@ class ConnectorRunner:
         self.status = SourceStatus(source.name, source.system, source.kind)
         self._producer: TransactionalProducer | None = None  # set once the source is open too
         self._kafka_producer: TransactionalProducer | None = None
+        self._control: ControlChannel | None = None
+        self.paused = False
         self._stopping = False
 
     def start(self) -> None:
@@ -100,6 +103,7 @@ class ConnectorRunner:
             producer = TransactionalProducer(self.settings.kafka, f"unsilo-connector-{self.source.name}")
             producer.init()
             self._kafka_producer = producer
+            self._control = ControlChannel(self.settings.kafka, self.source.name)
         position = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
         tables = self.connector.tables()
@@ -131,6 +135,10 @@ class ConnectorRunner:
                     elif rewind:
                         self._rewind()
                     rewind = False
+                    self._apply_commands()
+                    if self.paused:
+                        time.sleep(self.source.poll_interval_s)
+                        continue
                     published = self.step()
                     backoff = 0.5
                 except FencedError:
@@ -186,7 +194,40 @@ class ConnectorRunner:
         if self._kafka_producer is not None:
             self._kafka_producer.close()
         self._producer = self._kafka_producer = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         self.connector.close()
+
+    def _apply_commands(self) -> None:
+        """Apply pause, resume and snapshot commands sent with ``unsilo pause|resume|snapshot``."""
+        if self._control is None:
+            return
+        commands = self._control.poll()
+        if not commands:
+            return
+        for command in commands:
+            log.info(
+                "connector_command", source=self.source.name, command=command.command, table=command.table
+            )
+            if command.command == "pause":
+                self.paused = True
+            elif command.command == "resume":
+                self.paused = False
+            elif command.command == "snapshot":
+                self._resnapshot(command.table)
+        self._publish_status("paused" if self.paused else "running", None)
+        self._control.commit()
+
+    def _resnapshot(self, table: str | None) -> None:
+        known = [schema.table for schema in self.connector.tables()]
+        resnapshot = getattr(self.connector, "resnapshot", None)
+        if table not in known or resnapshot is None:
+            log.warning("snapshot_command_refused", source=self.source.name, table=table, known=known)
+            return
+        resnapshot(table)
+        status = self.status.table(table)
+        status.state, status.rows, status.total = "snapshotting", 0, None
 
     def _rewind(self) -> None:
         position: Position | None = load_position(self.settings.kafka, self.source.name)

@@ -103,6 +103,14 @@ class SqliteConnector:
         except sqlite3.OperationalError as exc:  # busy: prune next time
             log.warning("changelog_prune_deferred", source=self.name, error=str(exc))
 
+    def resnapshot(self, table: str) -> None:
+        """Read ``table`` again (after what is pending), while streaming goes on."""
+        snapshot = self._position.get("snapshot") or {"pending": [], "last_pk": None}
+        if table not in snapshot["pending"]:
+            snapshot["pending"].append(table)
+        self._position["snapshot"] = snapshot
+        log.info("snapshot_requested", source=self.name, table=table)
+
     def uninstall(self) -> None:
         """Remove the triggers and the changelog table."""
         conn = self._require()

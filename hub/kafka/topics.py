@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 OFFSETS_TOPIC = "_unsilo.offsets"
 STATUS_TOPIC = "_unsilo.status"
+CONTROL_TOPIC = "_unsilo.control"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}

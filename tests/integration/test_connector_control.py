@@ -37,7 +37,7 @@ def insert(db: Path, ticket: int) -> None:
 
 
 def test_pause_resume_and_resnapshot_a_running_connector(settings: Settings, tmp_path: Path) -> None:
-    """A paused connector publishes nothing until resumed, then catches up; a re-snapshot re-reads the table."""
+    """A paused connector publishes nothing until resumed, then catches up; a re-snapshot re-reads."""
     db = tmp_path / "pos.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE sales (ticket INTEGER PRIMARY KEY, amount DECIMAL(8,2))")

@@ -47,7 +47,7 @@ def test_drop_hash_and_redact_shape_schema_and_values() -> None:
 
 def test_hash_needs_a_key() -> None:
     """Masking a column with hash but giving the source no mask_key is a config error naming the column."""
-    with pytest.raises(ValidationError, match="emp.national_id"):
+    with pytest.raises(ValidationError, match=r"emp\.national_id"):
         source(TableSettings(name="emp", mask={"national_id": "hash"}), key=None)
 
 

@@ -56,3 +56,18 @@ class Connector(Protocol):
     def committed(self, position: Position) -> None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something ``unsilo validate`` found wrong with a source, and the exact fix."""
+
+    table: str | None
+    what: str
+    fix: str
+
+
+class Checkable(Protocol):
+    """A connector that can check its source's settings and privileges without changing it."""
+
+    def check(self) -> list[Problem]: ...

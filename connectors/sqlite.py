@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from connectors.base import Batch, Change, Position
+from connectors.base import Batch, Change, Position, Problem
 from hub.avro_types import Column
 from hub.config import SourceSettings
 from hub.envelope import TableSchema, table_schema
@@ -102,6 +103,50 @@ class SqliteConnector:
             conn.execute(f"DELETE FROM {CHANGELOG} WHERE id <= ?", (int(position["changelog_id"]),))
         except sqlite3.OperationalError as exc:  # busy: prune next time
             log.warning("changelog_prune_deferred", source=self.name, error=str(exc))
+
+    def check(self) -> list[Problem]:
+        """What would stop capture, found without changing the database."""
+        if not self.path.exists():
+            return [Problem(None, f"database file {self.path} does not exist", "check the source's url")]
+        problems = []
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            problems.append(
+                Problem(
+                    None,
+                    f"{self.path} or its directory is not writable (triggers, changelog and WAL need it)",
+                    f"grant write access: chmod u+w {self.path} {self.path.parent}",
+                )
+            )
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            for table in self.settings.tables:
+                info = conn.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
+                if not info:
+                    problems.append(
+                        Problem(table.name, "table not found", "fix the table name in unsilo.yaml")
+                    )
+                    continue
+                columns = {row[1] for row in info}
+                has_key = any(row[5] for row in info) or table.key or table.row_hash_key
+                if not has_key:
+                    problems.append(
+                        Problem(
+                            table.name,
+                            "no primary key",
+                            f"declare one: tables: [{{name: {table.name}, key: [...]}}]"
+                            " or row_hash_key: true",
+                        )
+                    )
+                unknown = [c for c in [*(table.key or []), *table.mask] if c not in columns]
+                if unknown:
+                    problems.append(
+                        Problem(
+                            table.name, f"unknown column(s) {unknown}", "fix the column names in unsilo.yaml"
+                        )
+                    )
+        finally:
+            conn.close()
+        return problems
 
     def resnapshot(self, table: str) -> None:
         """Read ``table`` again (after what is pending), while streaming goes on."""

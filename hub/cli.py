@@ -115,11 +115,21 @@ def validate(ctx: typer.Context) -> None:
     from hub.registry import ConfluentRegistry
 
     settings = state(ctx).settings
-    console.print(f"config ok: {len(settings.sources)} source(s)")
+    console.print(f"[green]ok[/]   config: {len(settings.sources)} source(s)")
     KafkaAdmin(settings.kafka).ensure_reachable()
-    console.print(f"broker ok: {settings.kafka.bootstrap_servers}")
+    console.print(f"[green]ok[/]   broker {settings.kafka.bootstrap_servers}")
     ConfluentRegistry(settings.registry).subjects()
-    console.print(f"registry ok: {settings.registry.url}")
+    console.print(f"[green]ok[/]   registry {settings.registry.url}")
+    failed = 0
+    for entry in entry_points(group="unsilo.checks"):
+        for result in entry.load()(settings):
+            mark = "[green]ok[/]  " if result.ok else "[red]FAIL[/]"
+            console.print(f"{mark} {result.subject}: {result.detail}", highlight=False)
+            if result.fix:
+                console.print(f"       fix: {result.fix}", highlight=False)
+            failed += not result.ok
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -159,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run a command; a user's mistake prints what to do, never a traceback."""
     _load_plugins()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) is returned, not raised, here
+            sys.exit(code)
     except UnsiloError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         if exc.hint:

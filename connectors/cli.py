@@ -12,7 +12,7 @@ from rich.table import Table
 
 from connectors.base import Batch
 from connectors.runner import ConnectorRunner, RunnerStats, describe
-from connectors.status import describe_table, load_statuses
+from hub.status import describe_table, load_statuses
 
 console = Console(stderr=True)
 

@@ -20,7 +20,7 @@ from connectors.base import Batch, Change, Connector, Position
 from connectors.control import ControlChannel
 from connectors.offsets import encode_position, load_position, position_key
 from connectors.outputs import TableOut, TableOutputs
-from connectors.status import SourceStatus
+from hub.status import SourceStatus
 from hub.config import Settings, SourceSettings
 from hub.envelope import SourceInfo, TableSchema, envelope
 from hub.errors import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.runner import ConnectorRunner
-from connectors.status import load_statuses
+from hub.status import load_statuses
 from hub.config import Settings
 from hub.kafka.topics import quarantine_topic, raw_topic
 from hub.registry import ConfluentRegistry

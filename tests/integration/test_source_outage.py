@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.status import load_statuses
+from hub.status import load_statuses
 from hub.config import Settings
 from hub.kafka.topics import raw_topic
 from tests.support import sqlite_source, topic_messages, unique, wait_for, write_config

@@ -20,9 +20,9 @@ from connectors.base import Batch, Change, Connector, Position
 from connectors.control import ControlChannel
 from connectors.offsets import encode_position, load_position, position_key
 from connectors.outputs import TableOut, TableOutputs
-from hub.status import SourceStatus
+from connectors.routed import RoutedOutputs
 from hub.config import Settings, SourceSettings
-from hub.envelope import SourceInfo, TableSchema, envelope
+from hub.envelope import SourceInfo, TableSchema
 from hub.errors import (
     ConfigError,
     FencedError,
@@ -37,6 +37,7 @@ from hub.kafka.producer import TransactionalProducer
 from hub.kafka.topics import OFFSETS_TOPIC, STATUS_TOPIC, dlq_topic, quarantine_topic, spec_for
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
+from hub.status import SourceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,22 @@ def create_connector(source: SourceSettings) -> Connector:
         from connectors.sqlite import SqliteConnector
 
         return SqliteConnector(source)
+    if source.kind == "postgres":
+        from connectors.postgres import PostgresConnector
+
+        return PostgresConnector(source)
+    if source.kind == "mysql":
+        from connectors.mysql import MysqlConnector
+
+        return MysqlConnector(source)
+    if source.kind == "sql_poll":
+        from connectors.sql_poll import SqlPollConnector
+
+        return SqlPollConnector(source)
+    if source.kind == "outbox":
+        from connectors.outbox import OutboxConnector
+
+        return OutboxConnector(source)
     raise ConfigError(f"source {source.name}: unknown kind {source.kind!r}")
 
 
@@ -81,6 +98,7 @@ class ConnectorRunner:
         self.quarantine = quarantine_topic(source.name)
         registry = ConfluentRegistry(settings.registry)
         self.outputs = TableOutputs(source.system, AvroSerde(registry), registry)
+        self.routed = RoutedOutputs(settings.kafka, self.outputs.serde)  # outbox events
         self.status = SourceStatus(source.name, source.system, source.kind)
         self._producer: TransactionalProducer | None = None  # set once the source is open too
         self._kafka_producer: TransactionalProducer | None = None
@@ -172,6 +190,9 @@ class ConnectorRunner:
         try:
             schemas = {schema.table: schema for schema in self.connector.tables()}
             for change in batch.changes:
+                if change.topic is not None:  # a routed change (outbox event): published as-is
+                    self._publish_routed(producer, change)
+                    continue
                 self._publish(producer, change, schemas[change.table])
             self._update_status(batch)
             producer.send(OFFSETS_TOPIC, position_key(self.source.name), encode_position(batch.position))
@@ -248,6 +269,18 @@ class ConnectorRunner:
         for key, value in records:
             producer.send(out.topic, key, value)
 
+    def _publish_routed(self, producer: TransactionalProducer, change: Change) -> None:
+        """A routed change to its own topic (see ``Change.topic``); a bad one to the DLQ."""
+        try:
+            topic, key, value = self.routed.encode(change)
+        except (SourceDataError, SerializationError) as exc:
+            self._dead_letter(producer, change, exc)
+            return
+        except IncompatibleSchemaError as exc:
+            self._dead_letter(producer, change, exc, topic=self.quarantine)
+            return
+        producer.send(topic, key, value, change.headers)
+
     def _mark_stopped(self, table: str, exc: UnsiloError) -> None:
         status = self.status.table(table)
         status.state, status.reason, status.fix = "stopped", exc.message, exc.hint
@@ -308,16 +341,16 @@ class ConnectorRunner:
             if old_key != new_key:  # a primary-key change: delete, tombstone, create
                 old = out.key.encode(old_key)
                 return [
-                    (old, out.value.encode(envelope("d", before, None, info, now))),
+                    (old, out.value.encode(schema.event("d", before, None, info, now))),
                     (old, None),
-                    (out.key.encode(new_key), out.value.encode(envelope("c", None, after, info, now))),
+                    (out.key.encode(new_key), out.value.encode(schema.event("c", None, after, info, now))),
                 ]
         row = change.after if change.after is not None else change.before
         if row is None:
             raise SourceDataError(f"{change.table}: change {change.position} has no row image")
         key = out.key.encode(schema.key_of(row))
         records: list[tuple[bytes, bytes | None]] = [
-            (key, out.value.encode(envelope(change.op, before, after, info, now)))
+            (key, out.value.encode(schema.event(change.op, before, after, info, now)))
         ]
         if change.op == "d":
             records.append((key, None))

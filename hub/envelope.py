@@ -157,6 +157,24 @@ class TableSchema:
             return None
         return {avro: convert(values.get(name)) for name, avro, convert in self._converters}
 
+    def event(
+        self,
+        op: Op,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        source: SourceInfo,
+        ts_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """An envelope datum whose rows name their union branch, so fastavro need not
+        search for it (about twice as fast to encode as :func:`envelope`)."""
+        datum = envelope(op, before, after, source, ts_ms)
+        row_name = f"{self.namespace}.Value"
+        if before is not None:
+            datum["before"] = (row_name, before)
+        if after is not None:
+            datum["after"] = (row_name, after)
+        return datum
+
     def key_of(self, values: dict[str, Any]) -> dict[str, Any]:
         """The Avro key record of a source row (a hash of the whole row for row-hash keys)."""
         if self.row_hash:

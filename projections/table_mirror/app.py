@@ -14,20 +14,14 @@ from hub.errors import ConfigError
 from hub.kafka.admin import KafkaAdmin
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
+from projections.events import decode
 from projections.faust_app import align_group_offsets, create_app
-from projections.table_mirror.builder import MirrorBuilder, RawEvent
+from projections.table_mirror.builder import MirrorBuilder
 
 log = structlog.get_logger(__name__)
 
 BATCH = 1000
 WITHIN_S = 0.05
-
-
-def decode_event(serde: AvroSerde, message: Any) -> RawEvent:
-    """A RawEvent from a faust/aiokafka message of a raw topic."""
-    key, key_schema = serde.decode_with_schema(message.key) if message.key else (None, None)
-    value, value_schema = serde.decode_with_schema(message.value) if message.value else (None, None)
-    return RawEvent(message.topic, message.partition, message.offset, key, value, key_schema, value_schema)
 
 
 def raw_topics(settings: Settings, prefix: str, wait_s: float = 60.0) -> list[str]:
@@ -66,7 +60,10 @@ def build_app(settings: Settings, *, prefix: str = "unsilo.raw.", projection: st
     async def apply(stream: faust.StreamT[Any]) -> None:
         try:
             async for events in stream.take_events(BATCH, within=WITHIN_S):  # type: ignore[attr-defined]
-                batch = [decode_event(serde, event.message) for event in events]
+                batch = [
+                    decode(serde, m.topic, m.partition, m.offset, m.key, m.value)
+                    for m in (event.message for event in events)
+                ]
                 applied = builder.apply(batch)
                 log.debug("mirror_batch_applied", events=len(batch), applied=applied)
         except Exception as exc:  # a dead agent must stop the worker, not idle silently

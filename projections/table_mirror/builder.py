@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,30 +11,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.errors import ReadModelError
 from projections import tracking
+from projections.events import RawEvent
 from projections.table_mirror.tables import MirrorColumn, mirror_columns, mirror_table, mirror_table_name
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class RawEvent:
-    """One decoded record of a raw topic (``value`` None for a tombstone)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: dict[str, Any] | None
-    value: dict[str, Any] | None
-    key_schema: dict[str, Any] | None
-    value_schema: dict[str, Any] | None
-
-
 class MirrorBuilder:
     """Keeps one SQL table per raw topic equal to the latest state of each source row."""
 
-    def __init__(self, engine: Engine, projection: str = "mirror") -> None:
+    def __init__(self, engine: Engine, projection: str = "mirror", table_suffix: str = "") -> None:
         self.engine = engine
         self.projection = projection
+        self.table_suffix = table_suffix
         self.metadata = MetaData()
         self._tables: dict[str, tuple[Table, list[MirrorColumn]]] = {}
         try:
@@ -106,7 +94,7 @@ class MirrorBuilder:
         if event.key_schema is None or event.value_schema is None:
             raise ReadModelError(f"no schema for {event.topic}")
         columns = mirror_columns(event.key_schema, event.value_schema)
-        name = mirror_table_name(event.topic)
+        name = mirror_table_name(event.topic) + self.table_suffix
         table = mirror_table(self.metadata, name, columns)
         table.create(conn, checkfirst=True)
         existing = {c["name"] for c in inspect(conn).get_columns(name)}

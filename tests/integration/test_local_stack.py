@@ -7,7 +7,6 @@ already runs. Jars are shared with the project's ``.unsilo/`` (resolved there on
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from hub.config import LocalSettings, RegistrySettings, Settings
 from hub.local import stack
 from hub.local.process import ServiceStatus
+from tests.support import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -48,20 +48,6 @@ EMPLOYEE = {
     "namespace": "unsilo.test",
     "fields": [{"name": "employee_no", "type": "string"}, {"name": "hired", "type": "int"}],
 }
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free on 127.0.0.1 a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture(scope="module")

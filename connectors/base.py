@@ -22,6 +22,13 @@ class Change:
     ts_ms: int
     snapshot: bool = False
     txid: int | None = None
+    # Routed change (outbox events): with ``topic`` set, the runner publishes ``after`` as-is
+    # to ``topic`` under ``value_schema``, keyed by ``key`` as an Avro string, with ``headers``
+    # (no envelope, no raw topic). Unset for ordinary row changes.
+    topic: str | None = None
+    key: str | None = None
+    value_schema: dict[str, Any] | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass

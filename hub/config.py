@@ -87,6 +87,8 @@ class LocalSettings(_Model):
 
 
 MaskRule = Literal["drop", "hash", "redact"]
+# sql_poll: Kafka Connect JDBC source modes (see connectors/sql_poll.py)
+PollMode = Literal["bulk", "incrementing", "timestamp", "timestamp+incrementing"]
 
 
 class TableSettings(_Model):
@@ -103,6 +105,10 @@ class TableSettings(_Model):
     key: list[str] | None = None
     row_hash_key: bool = False
     mask: dict[str, MaskRule] = {}
+    # sql_poll / outbox: this table's poll mode and columns (None: the source's setting)
+    poll_mode: PollMode | None = None
+    incrementing_column: str | None = None
+    timestamp_column: str | None = None
 
 
 class SourceSettings(_Model):
@@ -123,6 +129,18 @@ class SourceSettings(_Model):
     mask_key: SecretStr | None = None  # HMAC key for columns masked with ``hash``
     batch_size: int = Field(default=2000, ge=1)
     poll_interval_s: float = Field(default=0.05, gt=0)
+    # -- sql_poll / outbox: query-based capture (connectors/sql_poll.py, connectors/outbox.py).
+    # poll_mode and the two columns are defaults for every table; a table's own settings win.
+    poll_mode: PollMode | None = None  # sql_poll: required (here or per table)
+    incrementing_column: str | None = None  # default: the single-column primary key (outbox: id)
+    timestamp_column: str | None = None  # timestamp modes; outbox: its timestamp column
+    lag_s: float = Field(default=5.0, ge=0)  # only rows with ts <= now - lag_s; id gaps wait lag_s
+    detect_deletes: bool = False  # diff the keys seen against the table's, emit 'd' for gone ones
+    delete_check_interval_s: float = Field(default=300.0, gt=0)
+    bulk_interval_s: float = Field(default=60.0, gt=0)  # bulk: pause between two full passes
+    state_dir: Path = Path(".unsilo/state")  # sql_poll: the published keys, <state_dir>/<name>.keys.db
+    outbox_delete_after_publish: bool = False  # outbox: delete rows once committed to Kafka
+    # -- end sql_poll / outbox
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -152,6 +170,32 @@ class ReadStoreSettings(_Model):
     url: str = "sqlite:///.unsilo/readmodels.db"
 
 
+# -- api: the operator side (hub/api, hub/lag*, hub/alerts.py; `unsilo api`, `unsilo lag`, `unsilo status`).
+class ApiSettings(_Model):
+    """The HTTP API and dashboard, consumer-lag evaluation and webhook alerts.
+
+    Lag statuses follow Burrow's rules over a window of the last ``lag_window`` observed
+    commits per partition; commits closer than ``lag_interval_s`` are merged (Burrow's
+    min-distance), and the API samples offsets every ``lag_interval_s``. There are no lag
+    thresholds. The window history is kept in ``lag_history`` (default
+    ``<local.data_dir>/lag-history.db``) so a restart does not reset statuses.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    cluster_name: str = "unsilo"  # the cluster_name label of the kafka-lag-exporter metrics
+    lag_window: int = Field(default=10, ge=2)  # Burrow's "intervals": commits kept per partition
+    lag_interval_s: float = Field(default=1.0, gt=0)  # sampling period and Burrow's min-distance
+    lag_history: Path | None = None  # SQLite file of the windows; None: <local.data_dir>/lag-history.db
+    webhook_url: str | None = None  # POSTed a JSON alert on every status transition (None: no webhook)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    check_timeout_s: float = Field(default=2.0, gt=0)  # broker/registry/read-store probes
+    history_points: int = Field(default=300, ge=10)  # lag-over-time points kept per group (dashboard)
+
+
+# -- end api
+
+
 class LogSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool | None = None
@@ -169,6 +213,7 @@ class Settings(BaseSettings):
     local: LocalSettings = LocalSettings()
     read_store: ReadStoreSettings = ReadStoreSettings()
     log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()  # HTTP API, dashboard, lag evaluation, alerts
     sources: list[SourceSettings] = []
 
     @classmethod

@@ -1,6 +1,6 @@
 """Topic names and the topic policy of DESIGN.md.
 
-Raw topics keep history forever (the audit trail); ``_unsilo.offsets`` is compacted
+Raw and outbox topics keep history forever (the audit trail); ``_unsilo.offsets`` is compacted
 (only the latest source position per connector matters); DLQ topics keep everything.
 """
 
@@ -35,6 +35,11 @@ def dlq_topic(stage: str) -> str:
     return f"unsilo.dlq.{topic_part(stage)}"
 
 
+def outbox_topic(aggregate_type: str) -> str:
+    """Domain events of one aggregate type, routed from transactional outbox tables."""
+    return f"unsilo.outbox.{topic_part(aggregate_type)}"
+
+
 def quarantine_topic(source: str) -> str:
     """Events of a source's tables whose new schema the registry refused (kept, not lost)."""
     return f"unsilo.quarantine.{topic_part(source)}"
@@ -53,6 +58,8 @@ def spec_for(name: str, partitions: int = 1) -> TopicSpec:
     """The policy for ``name``, decided by its prefix."""
     if name in (OFFSETS_TOPIC, STATUS_TOPIC):
         return TopicSpec(name, 1, dict(COMPACTED))
-    if name.startswith(("unsilo.raw.", "unsilo.canonical.", "unsilo.dlq.", "unsilo.quarantine.")):
+    if name.startswith(
+        ("unsilo.raw.", "unsilo.canonical.", "unsilo.outbox.", "unsilo.dlq.", "unsilo.quarantine.")
+    ):
         return TopicSpec(name, partitions, dict(KEEP_FOREVER))
     return TopicSpec(name, partitions, {})

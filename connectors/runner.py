@@ -321,7 +321,7 @@ class ConnectorRunner:
             producer.abort(timeout_s=5)
             log.info("status_not_published", source=self.source.name, error=exc.message)
 
-    def _encode(self, out: TableOut, change: Change) -> list[tuple[bytes, bytes | None]]:
+    def _encode(self, out: TableOut, change: Change) -> list[tuple[bytes | None, bytes | None]]:
         schema = out.schema
         info = SourceInfo(
             connector=self.connector.kind,
@@ -345,11 +345,13 @@ class ConnectorRunner:
                     (old, None),
                     (out.key.encode(new_key), out.value.encode(schema.event("c", None, after, info, now))),
                 ]
+        if change.op == "t":  # a TRUNCATE: no row, no key (as Debezium publishes it)
+            return [(None, out.value.encode(schema.event("t", None, None, info, now)))]
         row = change.after if change.after is not None else change.before
         if row is None:
             raise SourceDataError(f"{change.table}: change {change.position} has no row image")
         key = out.key.encode(schema.key_of(row))
-        records: list[tuple[bytes, bytes | None]] = [
+        records: list[tuple[bytes | None, bytes | None]] = [
             (key, out.value.encode(schema.event(change.op, before, after, info, now)))
         ]
         if change.op == "d":

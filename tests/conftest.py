@@ -18,6 +18,9 @@ import pytest
 from hub.config import KafkaSettings, LocalSettings, ReadStoreSettings, RegistrySettings, Settings
 from tests.support import free_ports
 
+# Real PostgreSQL for the connector tests: one throwaway server per session.
+pytest_plugins = ["tests.fixtures_postgres"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_JARS = PROJECT_ROOT / ".unsilo"
 

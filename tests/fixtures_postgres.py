@@ -5,7 +5,7 @@ databases and replicate, on a server with ``wal_level = logical``) is used when 
 Otherwise a throwaway PostgreSQL 15 from Debian's packages (``postgresql-15``) is started in
 a temporary data directory on a free port, as the ``postgres`` OS user when running as
 root (PostgreSQL refuses to run as root), and stopped by its PID at the end of the session.
-Import the fixtures into a test module with ``from tests.fixtures_postgres import *``.
+tests/conftest.py registers these fixtures for every test (``pytest_plugins``).
 """
 
 from __future__ import annotations

@@ -46,12 +46,12 @@ class MirrorBuilder:
                     if event.offset <= done.get(where, -1):
                         continue
                     newest[where] = max(event.offset, newest.get(where, -1))
-                    if event.value is None or event.key is None:
+                    if event.value is None:
                         continue  # tombstone: the delete before it did the work
                     table, columns = self._table(conn, event)
                     applied += 1
                     op = event.value["op"]
-                    if op == "t":
+                    if op == "t" or event.key is None:  # TRUNCATE has no key
                         self._flush(conn, pending)
                         conn.execute(delete(table))
                         continue

@@ -25,7 +25,6 @@ from hub.kafka.producer import TransactionalProducer
 from hub.kafka.topics import outbox_topic, raw_topic
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
-from tests.fixtures_postgres import *  # noqa: F403 - the postgres_db fixture
 from tests.fixtures_postgres import run_sql as pg_sql
 from tests.support import topic_messages, unique
 

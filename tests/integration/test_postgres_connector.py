@@ -31,7 +31,6 @@ from hub.kafka.topics import raw_topic
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
 from tests.connector_contract import BATCH, ConnectorContract, changes_of, drain
-from tests.fixtures_postgres import *  # noqa: F403
 from tests.fixtures_postgres import LocalPostgres, run_sql
 from tests.support import free_ports, topic_messages, unique, wait_for, write_config
 

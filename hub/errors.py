@@ -8,10 +8,12 @@
     ├── SourceError
     │   ├── SourceUnavailableError  database unreachable (retriable)
     │   └── SourceDataError         a row cannot become an event (to the DLQ)
+    │       └── MappingError        a raw row cannot become a canonical entity (to the DLQ)
     ├── LogError
     │   ├── LogUnavailableError     no broker reachable (retriable)
     │   ├── DeliveryError           broker rejected a record
-    │   └── FencedError             another instance took over this transactional id
+    │   ├── FencedError             another instance took over this transactional id
+    │   └── UnknownGroupError       no consumer group of that name on the broker (exit 2)
     ├── SchemaError
     │   ├── RegistryUnavailableError  schema registry unreachable (retriable)
     │   ├── IncompatibleSchemaError   registry refused a new version
@@ -68,6 +70,24 @@ class SourceDataError(SourceError):
     """A row cannot become an event; it goes to the dead-letter topic."""
 
 
+class MappingError(SourceDataError):
+    """A raw row cannot become a canonical entity (a bad date, an unknown code); to the DLQ.
+
+    ``mapping`` names the mapping (``system.table->Entity``), ``field`` and ``column`` where
+    it failed (when one did), ``reason`` the cause without the mapping's name around it.
+    """
+
+    def __init__(
+        self, reason: str, *, mapping: str, field: str | None = None, column: str | None = None
+    ) -> None:
+        where = f" ({column} -> {field})" if column and field else f" ({field})" if field else ""
+        super().__init__(f"cannot map a row of {mapping}{where}: {reason}")
+        self.reason = reason
+        self.mapping = mapping
+        self.field = field
+        self.column = column
+
+
 class LogError(UnsiloError):
     """Something went wrong talking to the Kafka log."""
 
@@ -84,6 +104,12 @@ class DeliveryError(LogError):
 
 class FencedError(LogError):
     """Another instance took over this transactional id; this one must stop."""
+
+
+class UnknownGroupError(LogError):
+    """No consumer group of that name exists on the broker; exit status 2."""
+
+    exit_code = 2
 
 
 class SchemaError(UnsiloError):

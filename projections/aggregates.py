@@ -1,0 +1,192 @@
+"""Read models made of sums: each canonical record contributes amounts to a few buckets.
+
+A record's contribution (to which buckets, how much) is remembered per record key, so an
+update first takes the old contribution back and a delete (tombstone) takes it back for
+good. Contributions, bucket sums and the consumed offsets are written in one SQL
+transaction, and events at or below the recorded offset are skipped: each event counts
+exactly once, whatever is redelivered. Sums are exact (Decimal stored as text on SQLite).
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, and_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.errors import ReadModelError
+from projections import tracking
+from projections.events import RawEvent
+from projections.table_mirror.tables import ExactDecimal
+
+log = structlog.get_logger(__name__)
+
+Bucket = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one record adds to one bucket of one aggregate table."""
+
+    table: str
+    bucket: Bucket
+    amounts: dict[str, decimal.Decimal]
+
+
+Contributor = Callable[[dict[str, Any]], list[Contribution]]
+
+
+@dataclass(frozen=True)
+class AggregateTable:
+    """An aggregate table: its bucket columns and its summed measures."""
+
+    name: str
+    bucket_columns: tuple[str, ...]
+    measures: tuple[str, ...]
+
+
+class AggregateBuilder:
+    """Applies records of the topics in ``contributors`` to the ``tables`` sums."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        projection: str,
+        tables: Sequence[AggregateTable],
+        contributors: dict[str, Contributor],
+        table_suffix: str = "",
+    ) -> None:
+        self.engine = engine
+        self.projection = projection
+        self.contributors = contributors
+        self.specs = {t.name: t for t in tables}
+        self.metadata = MetaData()
+        self.tables = {
+            t.name: Table(
+                t.name + table_suffix,
+                self.metadata,
+                *(Column(c, String(200), primary_key=True) for c in t.bucket_columns),
+                *(Column(m, ExactDecimal(38, 6), nullable=False) for m in t.measures),
+            )
+            for t in tables
+        }
+        self.items = Table(
+            f"{projection}_items{table_suffix}",
+            self.metadata,
+            Column("topic", String(255), primary_key=True),
+            Column("key", String(255), primary_key=True),
+            Column("contributions", Text, nullable=False),
+        )
+        try:
+            self.metadata.create_all(engine)
+            tracking.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"cannot prepare read model {projection}: {exc}") from exc
+
+    def applied_offsets(self) -> dict[tuple[str, int], int]:
+        with self.engine.connect() as conn:
+            return tracking.applied_offsets(conn, self.projection)
+
+    def apply(self, events: Sequence[RawEvent]) -> int:
+        """Apply the events not applied yet; returns how many were applied."""
+        if not events:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                return self._apply(conn, events)
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
+
+    def _apply(self, conn: Connection, events: Sequence[RawEvent]) -> int:
+        done = tracking.applied_offsets(conn, self.projection)
+        newest: dict[tuple[str, int], int] = {}
+        deltas: dict[tuple[str, Bucket], dict[str, decimal.Decimal]] = defaultdict(
+            lambda: defaultdict(decimal.Decimal)
+        )
+        current: dict[tuple[str, str], list[Contribution]] = {}
+        applied = 0
+        for event in events:
+            where = (event.topic, event.partition)
+            if event.offset <= done.get(where, -1):
+                continue
+            newest[where] = max(event.offset, newest.get(where, -1))
+            contribute = self.contributors.get(event.topic)
+            if contribute is None or event.key is None:
+                continue
+            item = (event.topic, str(event.key["key"]))
+            if item not in current:
+                current[item] = self._stored(conn, item)
+            for old in current[item]:
+                for measure, amount in old.amounts.items():
+                    deltas[(old.table, old.bucket)][measure] -= amount
+            new = contribute(event.value) if event.value is not None else []
+            for contribution in new:
+                for measure, amount in contribution.amounts.items():
+                    deltas[(contribution.table, contribution.bucket)][measure] += amount
+            current[item] = new
+            applied += 1
+        self._write_items(conn, current)
+        self._write_sums(conn, deltas)
+        tracking.record_offsets(conn, self.projection, newest)
+        return applied
+
+    def _stored(self, conn: Connection, item: tuple[str, str]) -> list[Contribution]:
+        row = conn.execute(
+            select(self.items.c.contributions).where(
+                and_(self.items.c.topic == item[0], self.items.c.key == item[1])
+            )
+        ).first()
+        if row is None:
+            return []
+        return [
+            Contribution(
+                c["table"], tuple(c["bucket"]), {m: decimal.Decimal(a) for m, a in c["amounts"].items()}
+            )
+            for c in json.loads(row[0])
+        ]
+
+    def _write_items(self, conn: Connection, current: dict[tuple[str, str], list[Contribution]]) -> None:
+        for (topic, key), contributions in current.items():
+            where = and_(self.items.c.topic == topic, self.items.c.key == key)
+            conn.execute(self.items.delete().where(where))
+            if contributions:
+                body = json.dumps(
+                    [
+                        {
+                            "table": c.table,
+                            "bucket": list(c.bucket),
+                            "amounts": {m: str(a) for m, a in c.amounts.items()},
+                        }
+                        for c in contributions
+                    ]
+                )
+                conn.execute(self.items.insert().values(topic=topic, key=key, contributions=body))
+
+    def _write_sums(
+        self, conn: Connection, deltas: dict[tuple[str, Bucket], dict[str, decimal.Decimal]]
+    ) -> None:
+        for (name, bucket), changes in deltas.items():
+            spec, table = self.specs[name], self.tables[name]
+            where = and_(
+                *(table.c[col] == value for col, value in zip(spec.bucket_columns, bucket, strict=True))
+            )
+            row = conn.execute(select(*(table.c[m] for m in spec.measures)).where(where)).first()
+            sums = {
+                m: (row[i] if row is not None else decimal.Decimal(0)) for i, m in enumerate(spec.measures)
+            }
+            for measure, amount in changes.items():
+                sums[measure] += amount
+            if not any(sums.values()):  # nothing left in the bucket: it disappears
+                conn.execute(table.delete().where(where))
+            elif row is not None:
+                conn.execute(table.update().where(where).values(**sums))
+            else:
+                conn.execute(
+                    table.insert().values(**dict(zip(spec.bucket_columns, bucket, strict=True)), **sums)
+                )

@@ -1,0 +1,1 @@
+"""Read model ``inventory_position``: stock on hand per product and location, with turnover."""

@@ -17,6 +17,9 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from hub.config import KafkaSettings, Settings
 from hub.kafka.errors import translate
+from hub.registry import ConfluentRegistry
+from hub.serde import AvroSerde
+from projections.events import Builder, decode
 
 log = structlog.get_logger(__name__)
 
@@ -116,3 +119,44 @@ def align_group_offsets(
         raise translate(exc, settings.bootstrap_servers, f"aligning offsets of {group}") from exc
     finally:
         consumer.close()
+
+
+BATCH = 1000
+WITHIN_S = 0.05
+
+
+def projection_app(settings: Settings, projection: str, topics: list[str], builder: Builder) -> faust.App:
+    """A faust app whose single agent decodes batches of ``topics`` and hands them to ``builder``.
+
+    The read store, not the group's committed offsets, says what was applied: the group is
+    aligned to it before the worker joins.
+    """
+    app_id = f"unsilo-projection-{projection}"
+    align_group_offsets(settings.kafka, app_id, topics, builder.applied_offsets())
+    app = create_app(settings, app_id)
+    topic = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+    serde = AvroSerde(ConfluentRegistry(settings.registry))
+
+    @app.agent(topic)
+    async def apply(stream: faust.StreamT[Any]) -> None:
+        try:
+            async for events in stream.take_events(BATCH, within=WITHIN_S):  # type: ignore[attr-defined]
+                batch = [
+                    decode(serde, m.topic, m.partition, m.offset, m.key, m.value)
+                    for m in (event.message for event in events)
+                ]
+                applied = builder.apply(batch)
+                log.debug(
+                    "projection_batch_applied", projection=projection, events=len(batch), applied=applied
+                )
+        except Exception as exc:  # a dead agent must stop the worker, not idle silently
+            log.error("projection_crashed", projection=projection, error=str(exc))
+            await app.crash(exc)
+            raise
+
+    return app
+
+
+def run_app(app: faust.App, loglevel: str = "warn") -> None:
+    """Run a projection app until interrupted."""
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     Time,
     TypeDecorator,
+    Uuid,
 )
 from sqlalchemy import Column as SqlColumn
 from sqlalchemy.types import TypeEngine
@@ -79,6 +80,8 @@ def sql_type(avro_type: Any) -> TypeEngine[Any]:
             return DateTime(timezone=True)
         if logical in {"time-micros", "time-millis"}:
             return Time()
+        if logical == "uuid":
+            return Uuid(as_uuid=True)
         return sql_type(avro_type.get("type", "string"))
     plain: dict[str, TypeEngine[Any]] = {
         "int": Integer(),

@@ -76,8 +76,9 @@ class AggregateBuilder:
             )
             for t in tables
         }
+        self._items_name = f"{projection.removesuffix('__rebuild')}_items"
         self.items = Table(
-            f"{projection}_items{table_suffix}",
+            self._items_name + table_suffix,
             self.metadata,
             Column("topic", String(255), primary_key=True),
             Column("key", String(255), primary_key=True),
@@ -88,6 +89,10 @@ class AggregateBuilder:
             tracking.metadata.create_all(engine)
         except SQLAlchemyError as exc:
             raise ReadModelError(f"cannot prepare read model {projection}: {exc}") from exc
+
+    def table_names(self) -> list[str]:
+        """The live (unsuffixed) names of this read model's tables."""
+        return [*self.specs, self._items_name]
 
     def applied_offsets(self) -> dict[tuple[str, int], int]:
         with self.engine.connect() as conn:

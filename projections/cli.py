@@ -10,8 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hub.errors import ConfigError
 
-READ_MODELS = ["mirror"]
-
 
 def register(app: typer.Typer) -> None:
     """Add the projection commands to ``app``."""
@@ -19,43 +17,54 @@ def register(app: typer.Typer) -> None:
     app.command("rebuild")(rebuild)
 
 
-def _known(read_model: str) -> None:
-    if read_model not in READ_MODELS:
-        raise ConfigError(f"unknown read model {read_model!r}", hint=f"available: {', '.join(READ_MODELS)}")
-
-
 def project(
     ctx: typer.Context,
-    read_model: Annotated[str, typer.Argument(help="read model to maintain: mirror")] = "mirror",
+    name: Annotated[
+        str, typer.Argument(help="read model: mirror, store_sales, inventory_position")
+    ] = "mirror",
 ) -> None:
     """Run a projection worker that keeps a read model up to date from the log."""
-    _known(read_model)
-    from projections.table_mirror.app import run_worker
+    from projections.faust_app import projection_app, run_app
+    from projections.read_models import read_model
+    from projections.store import create_read_store
 
-    run_worker(ctx.obj.settings)
+    settings = ctx.obj.settings
+    model = read_model(name)
+    topics = model.topics(settings)
+    if not topics:
+        raise ConfigError(
+            f"no topic feeds {name} yet", hint="start a connector first (`unsilo run <source>`)"
+        )
+    builder = model.builder(create_read_store(settings.read_store.url), name, "")
+    run_app(projection_app(settings, name, topics, builder))
 
 
 def rebuild(
     ctx: typer.Context,
-    read_model: Annotated[str, typer.Argument(help="read model to rebuild from the log: mirror")],
+    name: Annotated[str, typer.Argument(help="read model to rebuild from the log")],
 ) -> None:
     """Replay the log into fresh tables and swap them in atomically; the old ones serve meanwhile."""
-    _known(read_model)
-    from projections.table_mirror.rebuild import rebuild_mirror
+    from projections.read_models import read_model
+    from projections.rebuild import rebuild as rebuild_model
 
+    settings = ctx.obj.settings
+    model = read_model(name)
+    topics = model.topics(settings)
     console = Console(stderr=True)
     with Progress(
-        TextColumn(f"rebuild {read_model}"),
+        TextColumn(f"rebuild {name}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("events"),
         TimeRemainingColumn(),
         console=console,
     ) as bars:
-        task = bars.add_task(read_model, total=None)
-        result = rebuild_mirror(
-            ctx.obj.settings, progress=lambda n, total: bars.update(task, completed=n, total=total)
+        task = bars.add_task(name, total=None)
+        result = rebuild_model(
+            settings,
+            name,
+            topics,
+            model.builder,
+            progress=lambda n, total: bars.update(task, completed=n, total=total),
         )
-    Console().print(
-        f"{read_model} rebuilt from {result.events} events; swapped in: {', '.join(result.tables)}"
-    )
+    Console().print(f"{name} rebuilt from {result.events} events; swapped in: {', '.join(result.tables)}")

@@ -41,10 +41,12 @@ def sale_contributions(sale: dict[str, Any]) -> list[Contribution]:
     ]
 
 
-def inventory_builder(engine: Engine, table_suffix: str = "") -> AggregateBuilder:
+def inventory_builder(
+    engine: Engine, projection: str = PROJECTION, table_suffix: str = ""
+) -> AggregateBuilder:
     return AggregateBuilder(
         engine,
-        PROJECTION,
+        projection,
         [POSITION, DAILY],
         {
             canonical_topic("stock_movement"): movement_contributions,

@@ -27,10 +27,12 @@ def sale_contributions(sale: dict[str, Any]) -> list[Contribution]:
     ]
 
 
-def store_sales_builder(engine: Engine, table_suffix: str = "") -> AggregateBuilder:
+def store_sales_builder(
+    engine: Engine, projection: str = PROJECTION, table_suffix: str = ""
+) -> AggregateBuilder:
     return AggregateBuilder(
         engine,
-        PROJECTION,
+        projection,
         [SALES],
         {canonical_topic("sale"): sale_contributions},
         table_suffix=table_suffix,

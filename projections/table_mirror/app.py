@@ -6,13 +6,13 @@ import time
 
 import faust
 import structlog
-from sqlalchemy import create_engine
 
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.topics import raw_topic
 from projections.faust_app import projection_app, run_app
+from projections.store import create_read_store
 from projections.table_mirror.builder import MirrorBuilder
 
 log = structlog.get_logger(__name__)
@@ -37,7 +37,7 @@ def raw_topics(settings: Settings, prefix: str, wait_s: float = 60.0) -> list[st
 
 
 def build_app(settings: Settings, *, prefix: str = "unsilo.raw.", projection: str = "mirror") -> faust.App:
-    """The mirror projection over the raw topics under ``prefix`` that exist at start.
+    """The mirror projection over the raw topics that exist at start.
 
     aiokafka 0.14 cannot subscribe faust to a topic pattern, so topics are listed once;
     a raw topic created later is picked up when the worker restarts.
@@ -49,7 +49,7 @@ def build_app(settings: Settings, *, prefix: str = "unsilo.raw.", projection: st
             hint="start a connector first (`unsilo run <source>`)",
         )
     log.info("mirror_topics", topics=topics)
-    builder = MirrorBuilder(create_engine(settings.read_store.url), projection)
+    builder = MirrorBuilder(create_read_store(settings.read_store.url), projection)
     return projection_app(settings, projection, topics, builder)
 
 

@@ -66,6 +66,10 @@ class MirrorBuilder:
         except SQLAlchemyError as exc:
             raise ReadModelError(f"read model {self.projection}: {exc}") from exc
 
+    def table_names(self) -> list[str]:
+        """The live (unsuffixed) names of the mirror tables this builder has written."""
+        return [mirror_table_name(topic) for topic in self._tables]
+
     def applied_offsets(self) -> dict[tuple[str, int], int]:
         """The last applied offset per (topic, partition), read from the read store."""
         with self.engine.connect() as conn:

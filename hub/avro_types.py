@@ -118,7 +118,7 @@ def converter_for(column: Column) -> Converter:
     convert: Converter
     if logical == "decimal":
         assert isinstance(avro_type, dict)
-        convert = _decimal_converter(int(avro_type["scale"]))
+        convert = _decimal_converter(int(avro_type["scale"]), int(avro_type["precision"]))
     elif logical == "date":
         convert = _to_date
     elif logical == "timestamp-micros":
@@ -144,14 +144,16 @@ def converter_for(column: Column) -> Converter:
     return checked
 
 
-def _decimal_converter(scale: int) -> Converter:
+def _decimal_converter(scale: int, precision: int) -> Converter:
     quantum = decimal.Decimal(1).scaleb(-scale)
+    # the default context has 28 digits: DECIMAL(65,30) needs the column's own precision
+    context = decimal.Context(prec=max(precision, 28) + 2, rounding=decimal.ROUND_HALF_EVEN)
 
     def convert(value: Any) -> decimal.Decimal:
         number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
         if not number.is_finite():
             raise ValueError(f"{number} is not a finite number")
-        return number.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+        return number.quantize(quantum, context=context)
 
     return convert
 

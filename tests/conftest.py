@@ -18,8 +18,8 @@ import pytest
 from hub.config import KafkaSettings, LocalSettings, ReadStoreSettings, RegistrySettings, Settings
 from tests.support import free_ports
 
-# Real PostgreSQL for the connector tests: one throwaway server per session.
-pytest_plugins = ["tests.fixtures_postgres"]
+# Real PostgreSQL and MariaDB for the connector tests: one throwaway server each per session.
+pytest_plugins = ["tests.fixtures_postgres", "tests.fixtures_mysql"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_JARS = PROJECT_ROOT / ".unsilo"

@@ -125,3 +125,13 @@ def test_plain_values_convert_to_their_avro_types() -> None:
     assert converter_for(Column("flag", "BOOLEAN"))("false") is False
     assert converter_for(Column("name", "TEXT"))(7) == "7"
     assert converter_for(Column("photo", "BLOB"))(memoryview(b"\x00\xff")) == b"\x00\xff"
+
+
+def test_wide_decimal_keeps_every_digit() -> None:
+    """A DECIMAL(65,30) value with more than 28 significant digits converts exactly."""
+    from decimal import Decimal
+
+    from hub.avro_types import Column, converter_for
+
+    value = "12345678901234567890123456789012345.123456789012345678901234567890"
+    assert converter_for(Column("x", "DECIMAL(65,30)"))(value) == Decimal(value)

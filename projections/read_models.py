@@ -10,6 +10,8 @@ from hub.config import Settings
 from hub.errors import ConfigError
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.topics import canonical_topic
+from projections.customer_360.builder import TOPICS as CUSTOMER_360_TOPICS
+from projections.customer_360.builder import customer_360_builder
 from projections.inventory_position.builder import inventory_builder
 from projections.rebuild import BuilderFactory
 from projections.store_sales.builder import store_sales_builder
@@ -49,6 +51,11 @@ READ_MODELS: dict[str, ReadModel] = {
     "store_sales": ReadModel("store_sales", _canonical("sale"), store_sales_builder),
     "inventory_position": ReadModel(
         "inventory_position", _canonical("stock_movement", "sale"), inventory_builder
+    ),
+    "customer_360": ReadModel(
+        "customer_360",
+        _canonical(*(t.removeprefix("unsilo.canonical.") for t in CUSTOMER_360_TOPICS)),
+        customer_360_builder,
     ),
 }
 

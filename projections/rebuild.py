@@ -66,7 +66,13 @@ def rebuild(
                 behind = {tp: o for tp, o in live.items() if o > shadow_done.get(tp, -1)}
                 if not behind:
                     names = [n for n in shadow.table_names() if _exists(conn, n + SUFFIX)]
+                    hook = getattr(shadow, "before_swap", None)
+                    if hook is not None:
+                        hook(conn)
                     _swap(conn, names, projection, shadow_name)
+                    hook = getattr(shadow, "after_swap", None)
+                    if hook is not None:
+                        hook(conn)
                     break
             # the live worker moved on during the replay: catch up, then try again
             until = {**end_offsets(settings, topics), **{tp: o + 1 for tp, o in behind.items()}}

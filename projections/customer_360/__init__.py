@@ -1,0 +1,1 @@
+"""Read model ``customer_360``: one customer across CRM, orders and accounts receivable."""

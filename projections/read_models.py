@@ -12,6 +12,8 @@ from hub.kafka.admin import KafkaAdmin
 from hub.kafka.topics import canonical_topic
 from projections.customer_360.builder import TOPICS as CUSTOMER_360_TOPICS
 from projections.customer_360.builder import customer_360_builder
+from projections.employee_directory.builder import ENTITIES as DIRECTORY_ENTITIES
+from projections.employee_directory.builder import employee_directory_builder
 from projections.inventory_position.builder import inventory_builder
 from projections.rebuild import BuilderFactory
 from projections.store_sales.builder import store_sales_builder
@@ -56,6 +58,9 @@ READ_MODELS: dict[str, ReadModel] = {
         "customer_360",
         _canonical(*(t.removeprefix("unsilo.canonical.") for t in CUSTOMER_360_TOPICS)),
         customer_360_builder,
+    ),
+    "employee_directory": ReadModel(
+        "employee_directory", _canonical(*DIRECTORY_ENTITIES), employee_directory_builder
     ),
 }
 

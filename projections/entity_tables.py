@@ -1,0 +1,99 @@
+"""Read models made of canonical records kept per key, with a SQL view doing the joins.
+
+Each record of the read model's topics is upserted into its entity's table (a tombstone
+deletes it), with the consumed offsets, in one SQL transaction. The read model itself is
+a view, so anything that changes how records relate (an identity link, a manager change)
+shows the moment it is applied. Rebuilds drop and recreate the view around the swap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.errors import ReadModelError
+from projections import tracking
+from projections.events import RawEvent
+
+RowFn = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class EntityTablesBuilder:
+    """Upserts records of ``topics`` (topic -> (entity table, row function)) and keeps a view."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        projection: str,
+        suffix: str,
+        topics: dict[str, tuple[Table, RowFn]],
+        view_name: str,
+        view_sql: Callable[[str], str],
+    ) -> None:
+        self.engine = engine
+        self.projection = projection
+        self.suffix = suffix
+        self.topics = topics
+        self.view_name = view_name
+        self.view_sql = view_sql
+        try:
+            with engine.begin() as conn:
+                for table, _ in topics.values():
+                    table.create(conn, checkfirst=True)
+                tracking.metadata.create_all(conn)
+                self._create_view(conn, suffix)
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"cannot prepare read model {projection}: {exc}") from exc
+
+    def _create_view(self, conn: Connection, suffix: str) -> None:
+        conn.execute(text(f"DROP VIEW IF EXISTS {self.view_name}{suffix}"))
+        conn.execute(text(self.view_sql(suffix)))
+
+    def before_swap(self, conn: Connection) -> None:
+        """Views must not point at tables being renamed (SQLite rewrites or rejects them)."""
+        conn.execute(text(f"DROP VIEW IF EXISTS {self.view_name}"))
+        conn.execute(text(f"DROP VIEW IF EXISTS {self.view_name}{self.suffix}"))
+
+    def after_swap(self, conn: Connection) -> None:
+        self._create_view(conn, "")
+
+    def table_names(self) -> list[str]:
+        return [table.name.removesuffix(self.suffix) for table, _ in self.topics.values()]
+
+    def applied_offsets(self) -> dict[tuple[str, int], int]:
+        with self.engine.connect() as conn:
+            return tracking.applied_offsets(conn, self.projection)
+
+    def apply(self, events: Sequence[RawEvent]) -> int:
+        """Apply the events not applied yet; returns how many were applied."""
+        if not events:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                return self._apply(conn, events)
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
+
+    def _apply(self, conn: Connection, events: Sequence[RawEvent]) -> int:
+        done = tracking.applied_offsets(conn, self.projection)
+        newest: dict[tuple[str, int], int] = {}
+        applied = 0
+        for event in events:
+            where = (event.topic, event.partition)
+            if event.offset <= done.get(where, -1):
+                continue
+            newest[where] = max(event.offset, newest.get(where, -1))
+            target = self.topics.get(event.topic)
+            if target is None or event.key is None:
+                continue
+            table, row = target
+            key_column = next(iter(table.primary_key.columns))
+            conn.execute(table.delete().where(key_column == event.key["key"]))
+            if event.value is not None:
+                conn.execute(table.insert().values(**row(event.value)))
+            applied += 1
+        tracking.record_offsets(conn, self.projection, newest)
+        return applied

@@ -15,6 +15,49 @@ def register(app: typer.Typer) -> None:
     """Add the projection commands to ``app``."""
     app.command("project")(project)
     app.command("rebuild")(rebuild)
+    app.command("show")(show)
+
+
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="read model, or a mirror table such as mirror_pos_sales")],
+    where: Annotated[list[str] | None, typer.Option(help="column=value filters (repeatable)")] = None,
+    limit: Annotated[int, typer.Option(help="rows to show")] = 50,
+) -> None:
+    """Print a read model as a table."""
+    from rich.table import Table
+    from sqlalchemy import column, select, table
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from projections.read_models import READ_MODELS
+    from projections.store import create_read_store
+
+    model = READ_MODELS.get(name)
+    relation = model.relation if model is not None else name
+    if relation is None:
+        raise ConfigError(
+            f"{name} has one table per captured table", hint="show one of them, e.g. mirror_<system>_<table>"
+        )
+    filters = [w.partition("=") for w in where or []]
+    if any(not sep for _, sep, _ in filters):
+        raise ConfigError("filters are written column=value")
+    query = select("*").select_from(table(relation)).limit(limit)
+    for col, _, value in filters:
+        query = query.where(column(col) == value)
+    engine = create_read_store(ctx.obj.settings.read_store.url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(query)
+            output = Table(*result.keys(), title=f"{name} (first {limit} rows)")
+            for row in result:
+                output.add_row(*("" if v is None else str(v) for v in row))
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"cannot read {relation}: {exc.__class__.__name__}", hint="is its projection running?"
+        ) from exc
+    finally:
+        engine.dispose()
+    Console().print(output)
 
 
 def project(

@@ -26,6 +26,7 @@ class ReadModel:
     name: str
     topics: Callable[[Settings], list[str]]
     builder: BuilderFactory
+    relation: str | None = None  # the table or view users read (None: one table per topic)
 
 
 def _canonical(*entities: str) -> Callable[[Settings], list[str]]:
@@ -50,17 +51,21 @@ READ_MODELS: dict[str, ReadModel] = {
     "mirror": ReadModel(
         "mirror", lambda s: raw_topics(s, "unsilo.raw."), lambda e, p, sfx: MirrorBuilder(e, p, sfx)
     ),
-    "store_sales": ReadModel("store_sales", _canonical("sale"), store_sales_builder),
+    "store_sales": ReadModel("store_sales", _canonical("sale"), store_sales_builder, "store_sales"),
     "inventory_position": ReadModel(
-        "inventory_position", _canonical("stock_movement", "sale"), inventory_builder
+        "inventory_position", _canonical("stock_movement", "sale"), inventory_builder, "inventory_position"
     ),
     "customer_360": ReadModel(
         "customer_360",
         _canonical(*(t.removeprefix("unsilo.canonical.") for t in CUSTOMER_360_TOPICS)),
         customer_360_builder,
+        "customer_360",
     ),
     "employee_directory": ReadModel(
-        "employee_directory", _canonical(*DIRECTORY_ENTITIES), employee_directory_builder
+        "employee_directory",
+        _canonical(*DIRECTORY_ENTITIES),
+        employee_directory_builder,
+        "employee_directory",
     ),
 }
 

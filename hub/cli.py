@@ -160,6 +160,9 @@ def _print_statuses(statuses: list[Any]) -> None:
 
 
 def _load_plugins() -> None:
+    from hub import ops_cli  # lag, status, api: hub's own, registered like the plugins
+
+    ops_cli.register(app)
     for entry in entry_points(group="unsilo.commands"):
         register = entry.load()
         register(app)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_validate_names_each_problem_and_its_fix(stack: Stack, tmp_path: Path) -> None:
-    """A missing table, a table without key and a missing database file are each reported with a fix; exit 1."""
+    """A missing table, a table without key and a missing file are each reported with a fix; exit 1."""
     db = tmp_path / "shop.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE sales (ticket INTEGER PRIMARY KEY, amount DECIMAL(8,2))")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.status import load_statuses
 from hub.config import Settings
 from hub.kafka.topics import raw_topic
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
+from hub.status import load_statuses
 from tests.support import sqlite_source, topic_messages, unique, wait_for, write_config
 
 pytestmark = pytest.mark.integration

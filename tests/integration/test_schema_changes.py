@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from connectors.runner import ConnectorRunner
-from hub.status import load_statuses
 from hub.config import Settings
 from hub.kafka.topics import quarantine_topic, raw_topic
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde, schema_id_of
+from hub.status import load_statuses
 from tests.support import sqlite_source, topic_messages, unique, write_config
 
 pytestmark = pytest.mark.integration

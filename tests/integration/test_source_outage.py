@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.status import load_statuses
 from hub.config import Settings
 from hub.kafka.topics import raw_topic
+from hub.status import load_statuses
 from tests.support import sqlite_source, topic_messages, unique, wait_for, write_config
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hub.config import KafkaSettings
 from hub.errors import DeliveryError, LogError
@@ -82,6 +82,17 @@ class TransactionalProducer:
                 self._producer.poll(0.05)
             except KafkaException as exc:
                 raise translate(exc, self.settings.bootstrap_servers, f"producing to {topic}") from exc
+
+    def send_offsets(
+        self, consumer: Consumer, offsets: Sequence[TopicPartition], timeout_s: float = 30.0
+    ) -> None:
+        """Commit ``consumer``'s group ``offsets`` (next offsets to read) with the open transaction."""
+        try:
+            self._producer.send_offsets_to_transaction(
+                list(offsets), consumer.consumer_group_metadata(), timeout_s
+            )
+        except KafkaException as exc:
+            raise translate(exc, self.settings.bootstrap_servers, "sending offsets to a transaction") from exc
 
     def commit(self, timeout_s: float = 60.0) -> None:
         """Flush and commit the open transaction; raises if any record was rejected."""

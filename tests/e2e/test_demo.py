@@ -15,9 +15,9 @@ from tests.support import free_ports
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_captures_the_shop_and_the_read_model_matches(tmp_path: Path) -> None:
-    """`unsilo demo --seconds 15` starts everything, keeps the read model equal to the shop, stops cleanly."""
-    kafka_port, controller_port, registry_port = free_ports(3)
+def test_demo_unifies_the_estate_and_the_read_models_match(tmp_path: Path) -> None:
+    """`unsilo demo --seconds 15` starts everything, the read models end equal to the legacy figures."""
+    kafka_port, controller_port, registry_port, api_port = free_ports(4)
     data_dir = tmp_path / ".unsilo"
     data_dir.mkdir()
     for name in ("kafka-lib", "apicurio"):
@@ -35,6 +35,7 @@ def test_demo_captures_the_shop_and_the_read_model_matches(tmp_path: Path) -> No
                 },
                 "kafka": {"bootstrap_servers": f"127.0.0.1:{kafka_port}"},
                 "registry": {"url": f"http://127.0.0.1:{registry_port}/apis/ccompat/v7"},
+                "api": {"port": api_port},
             }
         )
     )
@@ -48,7 +49,7 @@ def test_demo_captures_the_shop_and_the_read_model_matches(tmp_path: Path) -> No
     )
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "read model matches the shop: yes" in result.stdout
+    assert "read models match the legacy databases: yes" in result.stdout
     assert "Traceback" not in result.stderr
     ps = subprocess.run(
         [sys.executable, "-m", "hub.cli", "-c", str(config), "ps"], capture_output=True, text=True, timeout=60

@@ -51,7 +51,7 @@ class AggregateTable:
     measures: tuple[str, ...]
 
 
-class AggregateBuilder:
+class AggregateBuilder(tracking.TrackedBuilder):
     """Applies records of the topics in ``contributors`` to the ``tables`` sums."""
 
     def __init__(
@@ -62,8 +62,7 @@ class AggregateBuilder:
         contributors: dict[str, Contributor],
         table_suffix: str = "",
     ) -> None:
-        self.engine = engine
-        self.projection = projection
+        super().__init__(engine, projection)
         self.contributors = contributors
         self.specs = {t.name: t for t in tables}
         self.metadata = MetaData()
@@ -94,33 +93,14 @@ class AggregateBuilder:
         """The live (unsuffixed) names of this read model's tables."""
         return [*self.specs, self._items_name]
 
-    def applied_offsets(self) -> dict[tuple[str, int], int]:
-        with self.engine.connect() as conn:
-            return tracking.applied_offsets(conn, self.projection)
-
-    def apply(self, events: Sequence[RawEvent]) -> int:
-        """Apply the events not applied yet; returns how many were applied."""
-        if not events:
-            return 0
-        try:
-            with self.engine.begin() as conn:
-                return self._apply(conn, events)
-        except SQLAlchemyError as exc:
-            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
-
-    def _apply(self, conn: Connection, events: Sequence[RawEvent]) -> int:
-        done = tracking.applied_offsets(conn, self.projection)
-        newest: dict[tuple[str, int], int] = {}
+    def apply_new(self, conn: Connection, events: Sequence[RawEvent]) -> int:
+        """Take back each record's previous contribution and add its new one."""
         deltas: dict[tuple[str, Bucket], dict[str, decimal.Decimal]] = defaultdict(
             lambda: defaultdict(decimal.Decimal)
         )
         current: dict[tuple[str, str], list[Contribution]] = {}
         applied = 0
         for event in events:
-            where = (event.topic, event.partition)
-            if event.offset <= done.get(where, -1):
-                continue
-            newest[where] = max(event.offset, newest.get(where, -1))
             contribute = self.contributors.get(event.topic)
             if contribute is None or event.key is None:
                 continue
@@ -138,7 +118,6 @@ class AggregateBuilder:
             applied += 1
         self._write_items(conn, current)
         self._write_sums(conn, deltas)
-        tracking.record_offsets(conn, self.projection, newest)
         return applied
 
     def _stored(self, conn: Connection, item: tuple[str, str]) -> list[Contribution]:

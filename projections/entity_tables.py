@@ -21,7 +21,7 @@ from projections.events import RawEvent
 RowFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class EntityTablesBuilder:
+class EntityTablesBuilder(tracking.TrackedBuilder):
     """Upserts records of ``topics`` (topic -> (entity table, row function)) and keeps a view."""
 
     def __init__(
@@ -33,8 +33,7 @@ class EntityTablesBuilder:
         view_name: str,
         view_sql: Callable[[str], str],
     ) -> None:
-        self.engine = engine
-        self.projection = projection
+        super().__init__(engine, projection)
         self.suffix = suffix
         self.topics = topics
         self.view_name = view_name
@@ -63,29 +62,10 @@ class EntityTablesBuilder:
     def table_names(self) -> list[str]:
         return [table.name.removesuffix(self.suffix) for table, _ in self.topics.values()]
 
-    def applied_offsets(self) -> dict[tuple[str, int], int]:
-        with self.engine.connect() as conn:
-            return tracking.applied_offsets(conn, self.projection)
-
-    def apply(self, events: Sequence[RawEvent]) -> int:
-        """Apply the events not applied yet; returns how many were applied."""
-        if not events:
-            return 0
-        try:
-            with self.engine.begin() as conn:
-                return self._apply(conn, events)
-        except SQLAlchemyError as exc:
-            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
-
-    def _apply(self, conn: Connection, events: Sequence[RawEvent]) -> int:
-        done = tracking.applied_offsets(conn, self.projection)
-        newest: dict[tuple[str, int], int] = {}
+    def apply_new(self, conn: Connection, events: Sequence[RawEvent]) -> int:
+        """Replace each record's row by its new version (a tombstone deletes it)."""
         applied = 0
         for event in events:
-            where = (event.topic, event.partition)
-            if event.offset <= done.get(where, -1):
-                continue
-            newest[where] = max(event.offset, newest.get(where, -1))
             target = self.topics.get(event.topic)
             if target is None or event.key is None:
                 continue
@@ -95,5 +75,4 @@ class EntityTablesBuilder:
             if event.value is not None:
                 conn.execute(table.insert().values(**row(event.value)))
             applied += 1
-        tracking.record_offsets(conn, self.projection, newest)
         return applied

@@ -76,3 +76,8 @@ def read_model(name: str) -> ReadModel:
     if found is None:
         raise ConfigError(f"unknown read model {name!r}", hint=f"available: {', '.join(READ_MODELS)}")
     return found
+
+
+def relations() -> dict[str, str]:
+    """Read model name -> the table or view users read (for the HTTP API)."""
+    return {name: model.relation for name, model in READ_MODELS.items() if model.relation is not None}

@@ -6,8 +6,14 @@ so a redelivery after a crash changes nothing: every event is applied exactly on
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.errors import ReadModelError
+from projections.events import RawEvent
 
 metadata = MetaData()
 
@@ -48,3 +54,45 @@ def record_offsets(conn: Connection, projection: str, offsets: dict[tuple[str, i
         )
         if updated.rowcount == 0:
             conn.execute(positions.insert().values(**values))
+
+
+class TrackedBuilder:
+    """Base of every read-model builder: events apply exactly once, with their offsets.
+
+    ``apply`` opens one SQL transaction, drops the events at or below the recorded offset
+    of their partition, hands the rest to :meth:`apply_new`, and records the newest offsets
+    in the same transaction. Subclasses implement ``apply_new`` only.
+    """
+
+    def __init__(self, engine: Engine, projection: str) -> None:
+        self.engine = engine
+        self.projection = projection
+
+    def applied_offsets(self) -> dict[tuple[str, int], int]:
+        """The last applied offset per (topic, partition), read from the read store."""
+        with self.engine.connect() as conn:
+            return applied_offsets(conn, self.projection)
+
+    def apply(self, events: Sequence[RawEvent]) -> int:
+        """Apply the events not applied yet; returns how many changed the read model."""
+        if not events:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                done = applied_offsets(conn, self.projection)
+                newest: dict[tuple[str, int], int] = {}
+                fresh = []
+                for event in events:
+                    where = (event.topic, event.partition)
+                    if event.offset > done.get(where, -1):
+                        fresh.append(event)
+                        newest[where] = max(event.offset, newest.get(where, -1))
+                applied = self.apply_new(conn, fresh)
+                record_offsets(conn, self.projection, newest)
+                return applied
+        except SQLAlchemyError as exc:
+            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
+
+    def apply_new(self, conn: Connection, events: Sequence[RawEvent]) -> int:
+        """Apply events seen for the first time, inside the open transaction."""
+        raise NotImplementedError

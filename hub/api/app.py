@@ -22,6 +22,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hub.alerts import Alerter
+from hub.api.read_models import read_model_router
 from hub.config import Settings
 from hub.errors import LogError, UnknownGroupError, UnsiloError
 from hub.health import check_all
@@ -124,8 +125,9 @@ def create_app(settings: Settings, *, sampler: Sampler | None = None, background
         finally:
             state.stop()
 
-    app = FastAPI(title="Unsilo operator API", lifespan=lifespan)
+    app = FastAPI(title="Unsilo API", lifespan=lifespan)
     app.state.sampler = state
+    app.include_router(read_model_router(settings))
 
     @app.get("/health/live")
     def live() -> dict[str, str]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, MetaData, Table, and_, bindparam, delete, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, Table, and_, bindparam, delete, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.errors import ReadModelError
@@ -17,12 +17,11 @@ from projections.table_mirror.tables import MirrorColumn, mirror_columns, mirror
 log = structlog.get_logger(__name__)
 
 
-class MirrorBuilder:
+class MirrorBuilder(tracking.TrackedBuilder):
     """Keeps one SQL table per raw topic equal to the latest state of each source row."""
 
     def __init__(self, engine: Engine, projection: str = "mirror", table_suffix: str = "") -> None:
-        self.engine = engine
-        self.projection = projection
+        super().__init__(engine, projection)
         self.table_suffix = table_suffix
         self.metadata = MetaData()
         self._tables: dict[str, tuple[Table, list[MirrorColumn]]] = {}
@@ -31,49 +30,31 @@ class MirrorBuilder:
         except SQLAlchemyError as exc:
             raise ReadModelError(f"cannot prepare the read store: {exc}") from exc
 
-    def apply(self, events: Sequence[RawEvent]) -> int:
-        """Apply the events not applied yet; returns how many changed the read model."""
-        if not events:
-            return 0
-        try:
-            with self.engine.begin() as conn:
-                done = tracking.applied_offsets(conn, self.projection)
-                pending: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {}
-                newest: dict[tuple[str, int], int] = {}
-                applied = 0
-                for event in events:
-                    where = (event.topic, event.partition)
-                    if event.offset <= done.get(where, -1):
-                        continue
-                    newest[where] = max(event.offset, newest.get(where, -1))
-                    if event.value is None:
-                        continue  # tombstone: the delete before it did the work
-                    table, columns = self._table(conn, event)
-                    applied += 1
-                    op = event.value["op"]
-                    if op == "t" or event.key is None:  # TRUNCATE has no key
-                        self._flush(conn, pending)
-                        conn.execute(delete(table))
-                        continue
-                    key = tuple(event.key[c.field] for c in columns if c.key)
-                    row = event.value["after"] if op != "d" else None
-                    pending.setdefault(event.topic, {})[key] = (
-                        None if row is None else {c.name: row.get(c.field) for c in columns}
-                    )
+    def apply_new(self, conn: Connection, events: Sequence[RawEvent]) -> int:
+        """Upsert or delete each event's row; a TRUNCATE empties the table."""
+        pending: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {}
+        applied = 0
+        for event in events:
+            if event.value is None:
+                continue  # tombstone: the delete before it did the work
+            table, columns = self._table(conn, event)
+            applied += 1
+            op = event.value["op"]
+            if op == "t" or event.key is None:  # TRUNCATE has no key
                 self._flush(conn, pending)
-                tracking.record_offsets(conn, self.projection, newest)
-                return applied
-        except SQLAlchemyError as exc:
-            raise ReadModelError(f"read model {self.projection}: {exc}") from exc
+                conn.execute(delete(table))
+                continue
+            key = tuple(event.key[c.field] for c in columns if c.key)
+            row = event.value["after"] if op != "d" else None
+            pending.setdefault(event.topic, {})[key] = (
+                None if row is None else {c.name: row.get(c.field) for c in columns}
+            )
+        self._flush(conn, pending)
+        return applied
 
     def table_names(self) -> list[str]:
         """The live (unsuffixed) names of the mirror tables this builder has written."""
         return [mirror_table_name(topic) for topic in self._tables]
-
-    def applied_offsets(self) -> dict[tuple[str, int], int]:
-        """The last applied offset per (topic, partition), read from the read store."""
-        with self.engine.connect() as conn:
-            return tracking.applied_offsets(conn, self.projection)
 
     def table_for(self, topic: str) -> Table | None:
         found = self._tables.get(topic)

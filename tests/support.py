@@ -65,3 +65,26 @@ def write_config(settings: Settings, path: Path) -> Path:
 def sqlite_source(name: str, system: str, db: Path, tables: list[str], **extra: Any) -> SourceSettings:
     """A SQLite source for ``tables`` of the database file ``db``."""
     return SourceSettings(name=name, system=system, kind="sqlite", url=str(db), tables=tables, **extra)
+
+
+def run_sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """Run one statement on the SQLite file ``db`` in its own committed transaction."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute(statement, params)
+    finally:
+        conn.close()
+
+
+def query(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one query on the SQLite file ``db``."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(statement, params).fetchall()
+    finally:
+        conn.close()

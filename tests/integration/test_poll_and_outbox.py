@@ -8,7 +8,6 @@ import sqlite3
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -26,18 +25,9 @@ from hub.kafka.topics import outbox_topic, raw_topic
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
 from tests.fixtures_postgres import run_sql as pg_sql
-from tests.support import topic_messages, unique
+from tests.support import run_sql, topic_messages, unique
 
 pytestmark = pytest.mark.integration
-
-
-def run_sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
-    conn = sqlite3.connect(db)
-    try:
-        with conn:
-            conn.execute(statement, params)
-    finally:
-        conn.close()
 
 
 class FlakyRunner(ConnectorRunner):

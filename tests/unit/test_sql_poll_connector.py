@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from connectors.sql_poll import SqlPollConnector
 from hub.config import SourceSettings, TableSettings
 from hub.errors import ConfigError, SourceUnavailableError
 from tests.connector_contract import changes_of
+from tests.support import run_sql
 
 BASE = dt.datetime(2024, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 BATCH = 2
@@ -24,16 +24,6 @@ HOSTILE = 'odd "orders"; drop'
 def stamp(seconds: float) -> str:
     """The SQLite text of BASE + ``seconds``, as CURRENT_TIMESTAMP would write it."""
     return (BASE + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def run_sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
-    """Run one statement in its own committed transaction, as another program would."""
-    conn = sqlite3.connect(db)
-    try:
-        with conn:
-            conn.execute(statement, params)
-    finally:
-        conn.close()
 
 
 class Clock:

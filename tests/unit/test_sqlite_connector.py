@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,26 +12,9 @@ from connectors.sqlite import CHANGELOG, SqliteConnector
 from hub.config import SourceSettings, TableSettings
 from hub.errors import ConfigError, SourceUnavailableError
 from tests.connector_contract import BATCH, ConnectorContract, changes_of, drain
+from tests.support import query, run_sql
 
 ODD = 'odd "name"'
-
-
-def run_sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
-    """Run one statement in its own committed transaction, as another program would."""
-    conn = sqlite3.connect(db)
-    try:
-        with conn:
-            conn.execute(statement, params)
-    finally:
-        conn.close()
-
-
-def query(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
 
 
 def source(db: Path | str, tables: list[str | TableSettings]) -> SourceSettings:

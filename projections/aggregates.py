@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, and_, select
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, and_, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.errors import ReadModelError
@@ -98,15 +98,13 @@ class AggregateBuilder(tracking.TrackedBuilder):
         deltas: dict[tuple[str, Bucket], dict[str, decimal.Decimal]] = defaultdict(
             lambda: defaultdict(decimal.Decimal)
         )
-        current: dict[tuple[str, str], list[Contribution]] = {}
+        wanted = [e for e in events if e.topic in self.contributors and e.key is not None]
+        current = self._stored(conn, {(e.topic, str(e.key["key"])) for e in wanted if e.key is not None})
         applied = 0
-        for event in events:
-            contribute = self.contributors.get(event.topic)
-            if contribute is None or event.key is None:
-                continue
+        for event in wanted:
+            assert event.key is not None
+            contribute = self.contributors[event.topic]
             item = (event.topic, str(event.key["key"]))
-            if item not in current:
-                current[item] = self._stored(conn, item)
             for old in current[item]:
                 for measure, amount in old.amounts.items():
                     deltas[(old.table, old.bucket)][measure] -= amount
@@ -120,27 +118,46 @@ class AggregateBuilder(tracking.TrackedBuilder):
         self._write_sums(conn, deltas)
         return applied
 
-    def _stored(self, conn: Connection, item: tuple[str, str]) -> list[Contribution]:
-        row = conn.execute(
-            select(self.items.c.contributions).where(
-                and_(self.items.c.topic == item[0], self.items.c.key == item[1])
-            )
-        ).first()
-        if row is None:
-            return []
-        return [
-            Contribution(
-                c["table"], tuple(c["bucket"]), {m: decimal.Decimal(a) for m, a in c["amounts"].items()}
-            )
-            for c in json.loads(row[0])
-        ]
+    def _stored(
+        self, conn: Connection, items: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Contribution]]:
+        """The recorded contributions of ``items`` (empty for records seen the first time)."""
+        found: dict[tuple[str, str], list[Contribution]] = {item: [] for item in items}
+        by_topic: dict[str, list[str]] = defaultdict(list)
+        for topic, key in items:
+            by_topic[topic].append(key)
+        for topic, keys in by_topic.items():
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(
+                    select(self.items.c.key, self.items.c.contributions).where(
+                        self.items.c.topic == topic, self.items.c.key.in_(keys[start : start + 500])
+                    )
+                )
+                for key, body in rows:
+                    found[(topic, key)] = [
+                        Contribution(
+                            c["table"],
+                            tuple(c["bucket"]),
+                            {m: decimal.Decimal(a) for m, a in c["amounts"].items()},
+                        )
+                        for c in json.loads(body)
+                    ]
+        return found
 
     def _write_items(self, conn: Connection, current: dict[tuple[str, str], list[Contribution]]) -> None:
-        for (topic, key), contributions in current.items():
-            where = and_(self.items.c.topic == topic, self.items.c.key == key)
-            conn.execute(self.items.delete().where(where))
-            if contributions:
-                body = json.dumps(
+        """Replace the recorded contributions of the batch's records, in two bulk statements."""
+        if not current:
+            return
+        items = self.items
+        conn.execute(
+            items.delete().where(and_(items.c.topic == bindparam("t"), items.c.key == bindparam("k"))),
+            [{"t": topic, "k": key} for topic, key in current],
+        )
+        rows = [
+            {
+                "topic": topic,
+                "key": key,
+                "contributions": json.dumps(
                     [
                         {
                             "table": c.table,
@@ -149,8 +166,13 @@ class AggregateBuilder(tracking.TrackedBuilder):
                         }
                         for c in contributions
                     ]
-                )
-                conn.execute(self.items.insert().values(topic=topic, key=key, contributions=body))
+                ),
+            }
+            for (topic, key), contributions in current.items()
+            if contributions
+        ]
+        if rows:
+            conn.execute(items.insert(), rows)
 
     def _write_sums(
         self, conn: Connection, deltas: dict[tuple[str, Bucket], dict[str, decimal.Decimal]]

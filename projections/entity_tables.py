@@ -8,10 +8,11 @@ shows the moment it is applied. Rebuilds drop and recreate the view around the s
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, text
+from sqlalchemy import Connection, Engine, Table, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.errors import ReadModelError
@@ -64,15 +65,20 @@ class EntityTablesBuilder(tracking.TrackedBuilder):
 
     def apply_new(self, conn: Connection, events: Sequence[RawEvent]) -> int:
         """Replace each record's row by its new version (a tombstone deletes it)."""
+        latest: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)  # topic -> key -> row
         applied = 0
         for event in events:
             target = self.topics.get(event.topic)
             if target is None or event.key is None:
                 continue
-            table, row = target
-            key_column = next(iter(table.primary_key.columns))
-            conn.execute(table.delete().where(key_column == event.key["key"]))
-            if event.value is not None:
-                conn.execute(table.insert().values(**row(event.value)))
+            _, row = target
+            latest[event.topic][event.key["key"]] = None if event.value is None else row(event.value)
             applied += 1
+        for topic, rows in latest.items():  # the last version of each key wins, in bulk
+            table = self.topics[topic][0]
+            key_column = next(iter(table.primary_key.columns))
+            conn.execute(table.delete().where(key_column == bindparam("k")), [{"k": key} for key in rows])
+            kept = [value for value in rows.values() if value is not None]
+            if kept:
+                conn.execute(table.insert(), kept)
         return applied

@@ -78,3 +78,11 @@ class Checkable(Protocol):
     """A connector that can check its source's settings and privileges without changing it."""
 
     def check(self) -> list[Problem]: ...
+
+
+def add_pending_snapshot(snapshot: dict[str, Any] | None, table: str) -> dict[str, Any]:
+    """The snapshot part of a position with ``table`` queued to be read (again) after the rest."""
+    snapshot = snapshot or {"pending": [], "last_pk": None}
+    if table not in snapshot["pending"]:
+        snapshot["pending"].append(table)
+    return snapshot

@@ -38,7 +38,7 @@ from pymysqlreplication import event as events
 from pymysqlreplication import row_event as row_events
 
 from connectors import mysql_server as server
-from connectors.base import Batch, Change, Position, Problem
+from connectors.base import Batch, Change, Position, Problem, add_pending_snapshot
 from connectors.mysql_schema import Layout, decode_key, encode_key, key_after, quote, refit, truncated_table
 from connectors.mysql_server import MysqlServer
 from hub.config import SourceSettings
@@ -178,10 +178,7 @@ class MysqlConnector:
 
     def resnapshot(self, table: str) -> None:
         """Read ``table`` again (after what is pending), while streaming goes on."""
-        snapshot = self._snapshot or {"pending": [], "last_pk": None}
-        if table not in snapshot["pending"]:
-            snapshot["pending"].append(table)
-        self._snapshot = snapshot
+        self._snapshot = add_pending_snapshot(self._snapshot, table)
         log.info("snapshot_requested", source=self.name, table=table)
 
     # -- polling ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ import psycopg2.errors
 import structlog
 
 from connectors import pgcatalog
-from connectors.base import Batch, Change, Position
+from connectors.base import Batch, Change, Position, add_pending_snapshot
 from connectors.pgcatalog import CapturedTable, PostgresSettings
 from connectors.pgoutput import ProtocolError, decode, format_lsn, parse_lsn
 from connectors.pgstream import WATERMARK_PREFIX, ChangeDecoder, format_position, position_order
@@ -166,10 +166,7 @@ class PostgresConnector:
 
     def resnapshot(self, table: str) -> None:
         """Read ``table`` again (after what is pending), while streaming goes on."""
-        snapshot = self._position.get("snapshot") or {"pending": [], "last_pk": None}
-        if table not in snapshot["pending"]:
-            snapshot["pending"].append(table)
-        self._position["snapshot"] = snapshot
+        self._position["snapshot"] = add_pending_snapshot(self._position.get("snapshot"), table)
         log.info("snapshot_requested", source=self.name, table=table)
 
     def uninstall(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from connectors.base import Batch, Change, Position, Problem
+from connectors.base import Batch, Change, Position, Problem, add_pending_snapshot
 from hub.avro_types import Column
 from hub.config import SourceSettings
 from hub.envelope import TableSchema, table_schema
@@ -150,10 +150,7 @@ class SqliteConnector:
 
     def resnapshot(self, table: str) -> None:
         """Read ``table`` again (after what is pending), while streaming goes on."""
-        snapshot = self._position.get("snapshot") or {"pending": [], "last_pk": None}
-        if table not in snapshot["pending"]:
-            snapshot["pending"].append(table)
-        self._position["snapshot"] = snapshot
+        self._position["snapshot"] = add_pending_snapshot(self._position.get("snapshot"), table)
         log.info("snapshot_requested", source=self.name, table=table)
 
     def uninstall(self) -> None:

@@ -6,6 +6,7 @@ so a redelivery after a crash changes nothing: every event is applied exactly on
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, select
@@ -56,7 +57,7 @@ def record_offsets(conn: Connection, projection: str, offsets: dict[tuple[str, i
             conn.execute(positions.insert().values(**values))
 
 
-class TrackedBuilder:
+class TrackedBuilder(abc.ABC):
     """Base of every read-model builder: events apply exactly once, with their offsets.
 
     ``apply`` opens one SQL transaction, drops the events at or below the recorded offset
@@ -93,6 +94,6 @@ class TrackedBuilder:
         except SQLAlchemyError as exc:
             raise ReadModelError(f"read model {self.projection}: {exc}") from exc
 
+    @abc.abstractmethod
     def apply_new(self, conn: Connection, events: Sequence[RawEvent]) -> int:
         """Apply events seen for the first time, inside the open transaction."""
-        raise NotImplementedError

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, literal, select, union_all
 
+from hub.errors import ConfigError
 from hub.estate.database import connect, estate_urls, reflect
 from hub.estate.workload import cents
 
@@ -141,7 +142,10 @@ def _store_sales(sales: str | Engine, formats: dict[str, str]) -> dict[tuple[str
 def _format_time(dialect: str, column: ColumnElement[Any], formats: dict[str, str]) -> ColumnElement[Any]:
     family = "mysql" if dialect in ("mysql", "mariadb") else dialect
     if family not in formats:
-        raise NotImplementedError(f"no time bucket for the {dialect} dialect")
+        raise ConfigError(
+            f"the demo figures support SQLite, PostgreSQL and MariaDB/MySQL, not {dialect}",
+            hint="give the estate one of those database URLs",
+        )
     pattern = literal(formats[family])
     if family == "sqlite":
         return func.strftime(pattern, column)

@@ -40,7 +40,8 @@ class ConfluentRegistry:
 
     def __init__(self, settings: RegistrySettings) -> None:
         self.url = settings.url
-        config: dict[str, Any] = {"url": settings.url}
+        # a timeout: a registry that accepts a request and never answers must not hang a connector
+        config: dict[str, Any] = {"url": settings.url, "timeout": 30}
         if settings.username and settings.password is not None:
             secret = settings.password.get_secret_value()
             config["basic.auth.user.info"] = f"{settings.username}:{secret}"

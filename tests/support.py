@@ -88,3 +88,17 @@ def query(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[
         return conn.execute(statement, params).fetchall()
     finally:
         conn.close()
+
+
+def confluent_deserializer(registry_url: str) -> Any:
+    """confluent-kafka's own AvroDeserializer, as a downstream consumer would configure it.
+
+    TopicNameStrategy explicitly: confluent-kafka 2.16's default strategy first asks the
+    registry for subject associations, an endpoint Apicurio's ccompat API sometimes leaves
+    unanswered; and a timeout, so such a hang fails instead of stalling.
+    """
+    from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    client = SchemaRegistryClient({"url": registry_url, "timeout": 20})
+    return AvroDeserializer(client, conf={"subject.name.strategy": topic_subject_name_strategy})

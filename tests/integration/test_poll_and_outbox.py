@@ -10,8 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.base import Change
@@ -25,7 +23,7 @@ from hub.kafka.topics import outbox_topic, raw_topic
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
 from tests.fixtures_postgres import run_sql as pg_sql
-from tests.support import run_sql, topic_messages, unique
+from tests.support import confluent_deserializer, run_sql, topic_messages, unique
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +118,7 @@ def test_outbox_events_land_in_their_aggregate_topic(settings: Settings, tmp_pat
     ConnectorRunner(configured, source).run(until_idle=True)
 
     topic = outbox_topic(aggregate)
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry.url}))
+    deserialize = confluent_deserializer(settings.registry.url)
     messages = topic_messages(settings.kafka, topic)
     keys = [deserialize(m.key(), SerializationContext(topic, MessageField.KEY)) for m in messages]
     values = [deserialize(m.value(), SerializationContext(topic, MessageField.VALUE)) for m in messages]

@@ -16,14 +16,12 @@ import avro.schema
 import httpx
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.runner import ConnectorRunner
 from hub.config import Settings
 from hub.kafka.topics import raw_topic
-from tests.support import sqlite_source, topic_messages, unique
+from tests.support import confluent_deserializer, sqlite_source, topic_messages, unique
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +55,7 @@ def test_confluent_deserializer_reads_hub_events(settings: Settings, tmp_path: P
     make_customers(db)
     _, topic = capture(settings, db)
 
-    client = SchemaRegistryClient({"url": settings.registry.url})
-    deserialize = AvroDeserializer(client)
+    deserialize = confluent_deserializer(settings.registry.url)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,

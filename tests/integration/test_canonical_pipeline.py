@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from confluent_kafka import KafkaException
 
 from connectors.runner import ConnectorRunner
 from hub.config import Settings
@@ -25,6 +26,7 @@ from projections.canonical.contract import CanonicalTopics
 from projections.canonical.transform import canonical_key
 from projections.cli_canonical import run_canonical
 from projections.identity.app import send_command
+from tests.crash_contract import log_end
 from tests.support import sqlite_source, topic_messages, unique, wait_for, write_config
 
 pytestmark = pytest.mark.integration
@@ -221,8 +223,15 @@ def test_sigkill_mid_run_then_restart_leaves_each_record_once(estate: Estate) ->
     def produced() -> int:
         return sum(len(topic_messages(estate.settings.kafka, estate.topics.entity(e))) for e in ENTITIES)
 
+    def committed_something() -> bool:
+        # cheap (watermarks only), so the kill lands right after the first transactions
+        try:
+            return any(log_end(estate.settings.kafka, estate.topics.entity(e)) > 0 for e in ENTITIES)
+        except KafkaException:  # a topic being created has no leader yet
+            return False
+
     try:
-        wait_for(produced, 120, interval_s=0.05, what="the first canonical records")
+        wait_for(committed_something, 120, interval_s=0.02, what="the first canonical records")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(30)

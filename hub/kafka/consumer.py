@@ -36,8 +36,7 @@ def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) ->
         partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in described.partitions]
         ends: dict[int, int] = {}
         for tp in partitions:
-            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            ends[tp.partition] = high
+            ends[tp.partition] = _high_watermark(consumer, tp, timeout_s)
         pending = {p for p, high in ends.items() if high > 0}
         if not pending:
             return
@@ -64,3 +63,20 @@ def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) ->
         raise translate(exc, settings.bootstrap_servers, f"reading {topic}") from exc
     finally:
         consumer.close()
+
+
+_ELECTING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:
+    """The partition's high watermark, waiting out the leader election of a new topic."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=timeout_s)[1])
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            electing = isinstance(error, KafkaError) and error.code() in _ELECTING
+            if not electing or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

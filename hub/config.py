@@ -191,9 +191,29 @@ class ApiSettings(_Model):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     check_timeout_s: float = Field(default=2.0, gt=0)  # broker/registry/read-store probes
     history_points: int = Field(default=300, ge=10)  # lag-over-time points kept per group (dashboard)
+    # One bearer token per role (None: that role is disabled). With no token set at all the
+    # API is open on loopback only; see hub/api/access.py for what each role may call.
+    operator_token: SecretStr | None = None
+    auditor_token: SecretStr | None = None
+    subscriber_token: SecretStr | None = None
 
 
 # -- end api
+
+
+class AuditSettings(_Model):
+    """Tamper evidence: the per-partition hash chain on raw and canonical events.
+
+    Each record carries ``unsilo.chain`` = SHA-256(previous hash + key + value + position);
+    every ``checkpoint_every`` records (and at most ``checkpoint_interval_s`` apart) a
+    writer publishes its chain heads, HMAC-signed with ``hmac_key``, to the compacted
+    ``_unsilo.chain`` topic. Without a key the chain is still written; checkpoints are not.
+    """
+
+    chain: bool = True
+    hmac_key: SecretStr | None = None
+    checkpoint_every: int = Field(default=10_000, ge=1)
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
 
 class LogSettings(_Model):
@@ -214,6 +234,7 @@ class Settings(BaseSettings):
     read_store: ReadStoreSettings = ReadStoreSettings()
     log: LogSettings = LogSettings()
     api: ApiSettings = ApiSettings()  # HTTP API, dashboard, lag evaluation, alerts
+    audit: AuditSettings = AuditSettings()  # hash chain and signed checkpoints
     sources: list[SourceSettings] = []
 
     @classmethod

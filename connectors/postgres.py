@@ -158,6 +158,16 @@ class PostgresConnector:
     def tables(self) -> list[TableSchema]:
         return [table.schema for table in self._tables.values()]
 
+    def describe_tables(self) -> list[TableSchema]:
+        """The captured tables' schemas as they are now, without touching the slot or publication."""
+        conn = pgcatalog.connect(self.pg)
+        try:
+            return [pgcatalog.introspect(conn, self.settings, table).schema for table in self.settings.tables]
+        except psycopg2.Error as exc:
+            raise pgcatalog.translate(self.pg, exc, "reading the tables of") from exc
+        finally:
+            conn.close()
+
     def committed(self, position: Position) -> None:
         """Let the slot release the WAL of everything published whole."""
         self._committed = _key(position)

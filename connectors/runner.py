@@ -8,7 +8,6 @@ crash, the next start reads the last committed position and resumes exactly ther
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import structlog
 
 from connectors.base import Batch, Change, Connector, Position
 from connectors.control import ControlChannel
+from connectors.dead_letters import check_size, letter_body
 from connectors.offsets import encode_position, load_position, position_key
 from connectors.outputs import TableOut, TableOutputs
 from connectors.routed import RoutedOutputs
@@ -259,12 +259,13 @@ class ConnectorRunner:
             out = self.outputs.get(schema)
         except IncompatibleSchemaError as exc:
             self._mark_stopped(change.table, exc)
-            self._dead_letter(producer, change, exc, topic=self.quarantine)
+            self._dead_letter(producer, change, exc, topic=self.quarantine, schema=schema)
             return
         try:
             records = self._encode(out, change)
+            check_size(change.table, records)  # too large for the broker: a dead letter, not a crash
         except (SourceDataError, SerializationError) as exc:
-            self._dead_letter(producer, change, exc)
+            self._dead_letter(producer, change, exc, schema=schema)
             return
         for key, value in records:
             producer.send(out.topic, key, value)
@@ -321,7 +322,21 @@ class ConnectorRunner:
             producer.abort(timeout_s=5)
             log.info("status_not_published", source=self.source.name, error=exc.message)
 
-    def _encode(self, out: TableOut, change: Change) -> list[tuple[bytes | None, bytes | None]]:
+    def encode_change(
+        self, change: Change, schema: TableSchema, premasked: tuple[str, ...] = ()
+    ) -> tuple[str, list[tuple[bytes | None, bytes | None]]]:
+        """The raw topic and records of ``change`` under the current schema (``unsilo dlq replay``).
+
+        ``premasked`` columns already hold their masked values (a dead letter's).
+        """
+        out = self.outputs.get(schema)
+        records = self._encode(out, change, premasked)
+        check_size(change.table, records)
+        return out.topic, records
+
+    def _encode(
+        self, out: TableOut, change: Change, premasked: tuple[str, ...] = ()
+    ) -> list[tuple[bytes | None, bytes | None]]:
         schema = out.schema
         info = SourceInfo(
             connector=self.connector.kind,
@@ -333,11 +348,11 @@ class ConnectorRunner:
             ts_ms=change.ts_ms,
             txid=change.txid,
         )
-        before = schema.row(change.before)
-        after = schema.row(change.after)
+        before = schema.row(change.before, premasked)
+        after = schema.row(change.after, premasked)
         now = int(time.time() * 1000)
         if change.op == "u" and change.before and change.after:
-            old_key, new_key = schema.key_of(change.before), schema.key_of(change.after)
+            old_key, new_key = schema.key_of(change.before, premasked), schema.key_of(change.after, premasked)
             if old_key != new_key:  # a primary-key change: delete, tombstone, create
                 old = out.key.encode(old_key)
                 return [
@@ -350,7 +365,7 @@ class ConnectorRunner:
         row = change.after if change.after is not None else change.before
         if row is None:
             raise SourceDataError(f"{change.table}: change {change.position} has no row image")
-        key = out.key.encode(schema.key_of(row))
+        key = out.key.encode(schema.key_of(row, premasked))
         records: list[tuple[bytes | None, bytes | None]] = [
             (key, out.value.encode(schema.event(change.op, before, after, info, now)))
         ]
@@ -359,8 +374,15 @@ class ConnectorRunner:
         return records
 
     def _dead_letter(
-        self, producer: TransactionalProducer, change: Change, exc: UnsiloError, *, topic: str | None = None
+        self,
+        producer: TransactionalProducer,
+        change: Change,
+        exc: UnsiloError,
+        *,
+        topic: str | None = None,
+        schema: TableSchema | None = None,
     ) -> None:
+        """``change`` with the reason to the DLQ (or ``topic``); its values masked as in its events."""
         if topic is None:
             self.stats.dead_lettered += 1
         else:
@@ -372,9 +394,7 @@ class ConnectorRunner:
             position=change.position,
             error=exc.message,
         )
-        body = json.dumps(
-            {"op": change.op, "before": change.before, "after": change.after}, default=str
-        ).encode("utf-8")
+        body = letter_body(change, schema)
         headers = [
             ("unsilo.error", exc.message.encode("utf-8")),
             ("unsilo.error.class", type(exc).__name__.encode("utf-8")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -103,6 +103,8 @@ class TableSchema:
         self.table = table
         self.row_hash = not key
         converters = {c.name: converter_for(c) for c in columns}
+        self.masks = masks
+        self._maskers: dict[str, Converter] = {}  # column -> its hash or redact converter
         kept: list[Column] = []
         for column in columns:
             rule = masks.get(column.name)
@@ -112,6 +114,7 @@ class TableSchema:
                 if rule == "hash" and mask_key is None:
                     raise ConfigError(f"table {table!r}: hashing {column.name!r} needs the source's mask_key")
                 converters[column.name] = hasher(mask_key or b"") if rule == "hash" else redactor
+                self._maskers[column.name] = converters[column.name]
                 column = masked_column(column)
             kept.append(column)
         self.columns = kept
@@ -151,11 +154,34 @@ class TableSchema:
             ],
         }
 
-    def row(self, values: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The Avro row record for a source row given as {column name: value}."""
+    def row(self, values: dict[str, Any] | None, premasked: Collection[str] = ()) -> dict[str, Any] | None:
+        """The Avro row record for a source row given as {column name: value}.
+
+        Columns in ``premasked`` already hold their masked value (see :meth:`masked`): a
+        column this schema hashes or redacts keeps it as it is instead of masking it twice.
+        """
         if values is None:
             return None
+        if premasked:
+            return {
+                avro: self._convert(name, convert, premasked)(values.get(name))
+                for name, avro, convert in self._converters
+            }
         return {avro: convert(values.get(name)) for name, avro, convert in self._converters}
+
+    def masked(self, values: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``values`` with this table's masks applied (dropped columns left out), by source
+        column name: what may leave the connector outside an event, e.g. in a dead letter."""
+        if values is None:
+            return None
+        return {
+            name: self._maskers[name](value) if name in self._maskers else value
+            for name, value in values.items()
+            if self.masks.get(name) != "drop"
+        }
+
+    def _convert(self, name: str, convert: Converter, premasked: Collection[str]) -> Converter:
+        return _as_masked if name in premasked and name in self._maskers else convert
 
     def event(
         self,
@@ -175,13 +201,21 @@ class TableSchema:
             datum["after"] = (row_name, after)
         return datum
 
-    def key_of(self, values: dict[str, Any]) -> dict[str, Any]:
+    def key_of(self, values: dict[str, Any], premasked: Collection[str] = ()) -> dict[str, Any]:
         """The Avro key record of a source row (a hash of the whole row for row-hash keys)."""
         if self.row_hash:
-            row = self.row(values) or {}
+            row = self.row(values, premasked) or {}
             text = json.dumps(row, sort_keys=True, default=_canonical)
             return {ROW_HASH_FIELD: hashlib.sha256(text.encode("utf-8")).hexdigest()}
-        return {avro: convert(values.get(name)) for name, avro, convert in self._key_converters}
+        return {
+            avro: self._convert(name, convert, premasked)(values.get(name))
+            for name, avro, convert in self._key_converters
+        }
+
+
+def _as_masked(value: Any) -> str | None:
+    """A value masked before (a dead letter's hash or marker), kept as it is."""
+    return None if value is None else str(value)
 
 
 def _canonical(value: Any) -> str:

@@ -8,7 +8,8 @@
     ├── SourceError
     │   ├── SourceUnavailableError  database unreachable (retriable)
     │   └── SourceDataError         a row cannot become an event (to the DLQ)
-    │       └── MappingError        a raw row cannot become a canonical entity (to the DLQ)
+    │       ├── MappingError        a raw row cannot become a canonical entity (to the DLQ)
+    │       └── RecordTooLargeError an event above the broker's maximum message size (to the DLQ)
     ├── LogError
     │   ├── LogUnavailableError     no broker reachable (retriable)
     │   ├── DeliveryError           broker rejected a record
@@ -86,6 +87,10 @@ class MappingError(SourceDataError):
         self.mapping = mapping
         self.field = field
         self.column = column
+
+
+class RecordTooLargeError(SourceDataError):
+    """A row's event is larger than the broker's maximum message size; to the DLQ."""
 
 
 class LogError(UnsiloError):

@@ -13,6 +13,7 @@ OFFSETS_TOPIC = "_unsilo.offsets"
 STATUS_TOPIC = "_unsilo.status"
 CONTROL_TOPIC = "_unsilo.control"
 CHAIN_TOPIC = "_unsilo.chain"  # HMAC-signed chain-head checkpoints, one key per topic-partition
+DLQ_REPLAYED_TOPIC = "_unsilo.dlq_replayed"  # what `unsilo dlq replay` did with each dead letter
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
@@ -57,7 +58,7 @@ class TopicSpec:
 
 def spec_for(name: str, partitions: int = 1) -> TopicSpec:
     """The policy for ``name``, decided by its prefix."""
-    if name in (OFFSETS_TOPIC, STATUS_TOPIC, CHAIN_TOPIC):
+    if name in (OFFSETS_TOPIC, STATUS_TOPIC, CHAIN_TOPIC, DLQ_REPLAYED_TOPIC):
         return TopicSpec(name, 1, dict(COMPACTED))
     if name.startswith(
         ("unsilo.raw.", "unsilo.canonical.", "unsilo.outbox.", "unsilo.dlq.", "unsilo.quarantine.")

@@ -1,0 +1,117 @@
+"""Poison input goes to the DLQ with the reason and the pipeline goes on; `unsilo dlq replay`
+delivers a fixed letter exactly once; `unsilo dlq list` shows what happened to each."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.runner import ConnectorRunner
+from hub.config import Settings, SourceSettings, TableSettings
+from hub.kafka.topics import dlq_topic, raw_topic
+from hub.registry import ConfluentRegistry
+from hub.serde import AvroSerde
+from tests.support import topic_messages, unique, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def unsilo(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def empnos(settings: Settings, system: str) -> list[int]:
+    serde = AvroSerde(ConfluentRegistry(settings.registry))
+    return [
+        serde.decode(m.value())["after"]["empno"]
+        for m in topic_messages(settings.kafka, raw_topic(system, "emp"))
+        if m.value() is not None
+    ]
+
+
+def test_fixed_dead_letter_is_replayed_exactly_once(settings: Settings, tmp_path: Path) -> None:
+    """A DATE holding 'soon' is dead-lettered; a replay before the fix fails and says why; after
+    masking the column away it is delivered once, a second replay delivers nothing, and
+    `dlq list` shows it replayed."""
+    db = tmp_path / "hr.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE emp (empno INTEGER PRIMARY KEY, ename TEXT, hired DATE)")
+    conn.execute("INSERT INTO emp VALUES (1, 'KING', '2024-02-29')")
+    conn.execute("INSERT INTO emp VALUES (2, 'BLAKE', 'soon')")  # SQLite takes it; Avro's date cannot
+    conn.execute("INSERT INTO emp VALUES (3, 'CLARK', '2024-03-01')")
+    conn.commit()
+    conn.close()
+    system, name = unique("hr"), unique("hrsrc")
+    source = SourceSettings(name=name, system=system, kind="sqlite", url=str(db), tables=["emp"])
+    broken = write_config(settings.model_copy(update={"sources": [source]}), tmp_path / "broken.yaml")
+    stats = ConnectorRunner(settings.model_copy(update={"sources": [source]}), source).run(until_idle=True)
+    assert stats.dead_lettered == 1 and empnos(settings, system) == [1, 3]
+
+    before_fix = unsilo(broken, "dlq", "replay", "--stage", name)
+    assert before_fix.returncode == 1, before_fix.stderr
+    assert "failed" in before_fix.stdout and "hired" in before_fix.stdout
+    assert empnos(settings, system) == [1, 3]
+
+    fixed_source = source.model_copy(update={"tables": [TableSettings(name="emp", mask={"hired": "drop"})]})
+    fixed = write_config(settings.model_copy(update={"sources": [fixed_source]}), tmp_path / "fixed.yaml")
+    first = unsilo(fixed, "dlq", "replay", "--stage", name)
+    second = unsilo(fixed, "dlq", "replay", "--stage", name)
+    listed = unsilo(fixed, "dlq", "list", "--stage", name, "--json")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "1 replayed, 0 still failing" in first.stdout
+    assert second.returncode == 0 and "0 replayed, 0 still failing, 1 done before" in second.stdout
+    assert empnos(settings, system) == [1, 3, 2]  # delivered once, after the fix
+    letters = json.loads(listed.stdout)[dlq_topic(name)]
+    assert [(d["table"], d["error_class"], d["replay"]) for d in letters] == [
+        ("emp", "SourceDataError", "replayed")
+    ]
+    assert "values" not in letters[0] and "BLAKE" not in listed.stdout  # no payload unless asked
+    shown = unsilo(fixed, "dlq", "list", "--stage", name, "--json", "--show-values")
+    assert json.loads(shown.stdout)[dlq_topic(name)][0]["values"]["after"]["ename"] == "BLAKE"
+
+
+def test_row_above_the_broker_limit_is_dead_lettered_and_capture_goes_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A 1.5 MB row goes to the DLQ as RecordTooLargeError with a truncated copy; the rows
+    around it and later changes are published; its replay says to re-snapshot instead."""
+    db = tmp_path / "docs.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE emp (empno INTEGER PRIMARY KEY, ename TEXT, cv TEXT)")
+    conn.commit()
+    system, name = unique("hr"), unique("hrsrc")
+    source = SourceSettings(name=name, system=system, kind="sqlite", url=str(db), tables=["emp"])
+    configured = settings.model_copy(update={"sources": [source]})
+    ConnectorRunner(configured, source).run(until_idle=True)
+    conn.execute("INSERT INTO emp VALUES (1, 'KING', 'short')")
+    conn.execute("INSERT INTO emp VALUES (2, 'BLAKE', ?)", ("x" * 1_500_000,))
+    conn.execute("INSERT INTO emp VALUES (3, 'CLARK', 'short')")
+    conn.commit()
+
+    stats = ConnectorRunner(configured, source).run(until_idle=True)
+    conn.execute("INSERT INTO emp VALUES (4, 'JONES', 'later')")
+    conn.commit()
+    conn.close()
+    ConnectorRunner(configured, source).run(until_idle=True)
+
+    dead = topic_messages(settings.kafka, dlq_topic(name))
+    headers = dict(dead[0].headers() or [])
+    body = json.loads(dead[0].value() or b"")
+    assert stats.dead_lettered == 1 and empnos(settings, system) == [1, 3, 4]
+    assert headers["unsilo.error.class"] == b"RecordTooLargeError"
+    assert b"maximum message size" in headers["unsilo.error"]
+    assert body["after"]["ename"] == "BLAKE" and body["truncated"] == ["cv"]
+    assert len(dead[0].value() or b"") < 10_000
+    replayed = unsilo(write_config(configured, tmp_path / "u.yaml"), "dlq", "replay", "--stage", name)
+    assert replayed.returncode == 1 and f"unsilo snapshot {name}.emp" in replayed.stdout

@@ -20,6 +20,7 @@ Writes ``benchmarks/results/lag.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import statistics
@@ -207,6 +208,7 @@ def real(bootstrap: str, tmp: Path, profile: bool = False) -> dict[str, Any]:
             lambda: subprocess.run(unsilo, capture_output=True, text=True, timeout=300), runs=3
         )
         assert done.returncode == 0, done.stderr
+        api_cli_s = cli_via_api(tmp, bootstrap, unsilo[0], groups)
         group_partitions = sum(len(g.partitions) for g in report.groups.values())
     finally:
         monitor.close()
@@ -226,7 +228,42 @@ def real(bootstrap: str, tmp: Path, profile: bool = False) -> dict[str, Any]:
         "sample_cold_seconds": cold_s,
         "sample_warm_seconds": warm_s,
         "cli_seconds": cli_s,
+        "cli_via_api_seconds": api_cli_s,
     }
+
+
+def cli_via_api(tmp: Path, bootstrap: str, unsilo: str, groups: list[str]) -> float:
+    """`unsilo lag` wall time while `unsilo api` runs (the command shows the API's latest report)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp / "unsilo-api.yaml"
+    config.write_text(
+        f"kafka:\n  bootstrap_servers: {bootstrap}\nlocal:\n  data_dir: {tmp / 'api-cli'}\n"
+        f"api:\n  port: {port}\n",
+        encoding="utf-8",
+    )
+    api = subprocess.Popen([unsilo, "-c", str(config), "api"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the API's sampler has seen every group
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lag?summary=true", timeout=5) as r:
+                    if len(json.loads(r.read())["groups"]) >= len(groups):
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        command = [unsilo, "-c", str(config), "lag"]
+        seconds, done = timed(lambda: subprocess.run(command, capture_output=True, text=True), runs=5)
+        assert done.returncode == 0 and "from the API" in done.stdout, done.stdout + done.stderr
+        return seconds
+    finally:
+        api.terminate()
+        api.wait(30)
 
 
 def main() -> None:
@@ -238,7 +275,6 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a profile of one warm real sample")
     parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args()
-    import json
 
     with tempfile.TemporaryDirectory(prefix="unsilo-bench-lag-") as tmp:
         results: dict[str, Any] = {"machine": machine()}

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import signal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from connectors.base import Batch
-from connectors.runner import ConnectorRunner, RunnerStats, describe
-from hub.status import describe_table, load_statuses
+if TYPE_CHECKING:  # the runner pulls in the registry client and the drivers: only for `unsilo run`
+    from connectors.base import Batch
+    from connectors.runner import RunnerStats
 
 console = Console(stderr=True)
 
@@ -100,6 +100,8 @@ def run(
     """Capture a source: snapshot its tables, then stream every change into Kafka."""
     settings = ctx.obj.settings
     progress = SnapshotProgress()
+    from connectors.runner import ConnectorRunner, describe
+
     runner = ConnectorRunner(settings, settings.source(source), on_batch=progress)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     try:
@@ -115,6 +117,8 @@ def run(
 def connectors(ctx: typer.Context) -> None:
     """List sources and their tables with state: snapshotting n/N rows, streaming, stopped (why)."""
     settings = ctx.obj.settings
+    from hub.status import describe_table, load_statuses
+
     statuses = load_statuses(settings.kafka)
     table = Table("source", "system", "table", "state", "events", "dead-lettered", "quarantined")
     for source in settings.sources:

@@ -187,8 +187,11 @@ class LagReport:
     groups: dict[str, GroupLag] = field(default_factory=dict)
     partition_ends: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
-    def to_dict(self, groups: Iterable[str] | None = None) -> dict[str, Any]:
+    def to_dict(self, groups: Iterable[str] | None = None, *, partitions: bool = True) -> dict[str, Any]:
+        """``partitions=False``: each group's summary only (what the groups table shows)."""
         names = list(groups) if groups is not None else sorted(self.groups)
+        if not partitions:
+            return {"taken_ms": self.taken_ms, "groups": [self.groups[n].summary() for n in names]}
         return {"taken_ms": self.taken_ms, "groups": [self.groups[n].to_dict() for n in names]}
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from hub.lag import GroupLag, LagReport
 
 if TYPE_CHECKING:  # the overview pulls in SQLAlchemy, httpx and the registry client: only when used
     from hub.overview import Snapshot
@@ -48,39 +46,58 @@ def lag(
             "--partitions/--no-partitions", help="one row per partition (default: for named groups)"
         ),
     ] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="sample Kafka from this process even when `unsilo api` runs")
+    ] = False,
 ) -> None:
     """Consumer lag per group and partition, with Burrow's status (OK, WARN, STALL, STOP, REWIND).
 
-    Each run observes the committed offsets into the sliding window kept under the data dir,
-    so statuses build up over runs (and over a running `unsilo api`). Exit status 2 when a
-    named group does not exist.
+    When `unsilo api` is running (api.host:api.port) its latest report is shown (it samples
+    every api.lag_interval_s); otherwise this run samples Kafka itself and observes the
+    committed offsets into the sliding window kept under the data dir, so statuses build up
+    over runs. Exit status 2 when a named group does not exist.
     """
-    from hub.lag_monitor import LagMonitor
+    names = list(groups) if groups else None
+    want_partitions = as_json or partitions is True or (partitions is None and bool(groups))
+    body = None
+    if not direct:
+        from hub.lag_client import lag_from_api
 
-    monitor = LagMonitor(ctx.obj.settings)
-    try:
-        report = monitor.sample(list(groups) if groups else None)
-    finally:
-        monitor.close()
+        body = lag_from_api(ctx.obj.settings, names, partitions=want_partitions)
+    if body is None:
+        from hub.lag_monitor import LagMonitor
+
+        monitor = LagMonitor(ctx.obj.settings)
+        try:
+            report = monitor.sample(names)
+        finally:
+            monitor.close()
+        body = report.to_dict(names, partitions=want_partitions)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(groups or None), indent=2))
+        typer.echo(json.dumps(body, indent=2))
         return
-    rows = sum(len(g.partitions) for g in report.groups.values())
+    rows = sum(_count(g["partitions"]) for g in body["groups"])
     detail = partitions if partitions is not None else bool(groups) and rows <= DETAIL_ROWS
-    print_lag(report, detail=detail)
+    print_lag(body["groups"], detail=detail and want_partitions)
+    if "source" in body:
+        console.print(f"[dim]from the API at {body['source']}: --direct to sample Kafka here[/]")
     if partitions is None and groups and not detail:
         console.print(f"{rows:,} partitions: add --partitions for one row each, or --json", highlight=False)
 
 
-def print_lag(report: LagReport, *, detail: bool) -> None:
-    """The groups table, then (``detail``) a partitions table per group."""
-    if not report.groups:
+def _count(partitions: int | list[Any]) -> int:
+    return partitions if isinstance(partitions, int) else len(partitions)
+
+
+def print_lag(groups: list[dict[str, Any]], *, detail: bool) -> None:
+    """The groups table, then (``detail``) a partitions table per group (``LagReport.to_dict``'s shape)."""
+    if not groups:
         console.print("no consumer groups on the broker")
         return
-    console.print(_groups_table(list(report.groups.values())))
+    console.print(_groups_table(groups))
     if not detail:
         return
-    for group in sorted(report.groups.values(), key=lambda g: g.group):
+    for group in sorted(groups, key=lambda g: str(g["group"])):
         table = Table(
             "topic",
             "partition",
@@ -91,25 +108,24 @@ def print_lag(report: LagReport, *, detail: bool) -> None:
             "status",
             "complete",
             "member",
-            title=f"{group.group}: {_mark(group.status.value)}",
+            title=f"{group['group']}: {_mark(group['status'])}",
         )
-        for p in group.partitions:
-            member = p.member.client_id or p.member.consumer_id if p.member else "-"
+        for p in group["partitions"]:
             table.add_row(
-                p.topic,
-                str(p.partition),
-                f"{p.committed:,}",
-                f"{p.log_end:,}",
-                f"{p.lag:,}",
-                _num(p.lag_seconds),
-                _mark(p.status.value),
-                f"{p.complete:.0%}",
-                member,
+                p["topic"],
+                str(p["partition"]),
+                f"{p['committed_offset']:,}",
+                f"{p['log_end_offset']:,}",
+                f"{p['lag']:,}",
+                _num(p["lag_seconds"]),
+                _mark(p["status"]),
+                f"{p['complete']:.0%}",
+                p["client_id"] or p["consumer_id"] or "-",
             )
         console.print(table)
 
 
-def _groups_table(groups: list[GroupLag]) -> Table:
+def _groups_table(groups: list[dict[str, Any]]) -> Table:
     table = Table(
         "group",
         "status",
@@ -120,15 +136,15 @@ def _groups_table(groups: list[GroupLag]) -> Table:
         "max lag (s)",
         title="consumer groups",
     )
-    for g in sorted(groups, key=lambda g: g.group):
+    for g in sorted(groups, key=lambda g: str(g["group"])):
         table.add_row(
-            g.group,
-            _mark(g.status.value),
-            _mark(g.worst.value),
-            g.state,
-            str(len(g.partitions)),
-            f"{g.total_lag:,}",
-            _num(g.max_lag_seconds),
+            g["group"],
+            _mark(g["status"]),
+            _mark(g["worst"]),
+            g["state"],
+            str(_count(g["partitions"])),
+            f"{g['total_lag']:,}",
+            _num(g["max_lag_seconds"]),
         )
     return table
 
@@ -164,7 +180,9 @@ def print_status(snap: Snapshot) -> None:
         console.print(_sources_table(snap))
     if snap.lag is not None:
         console.print(
-            _groups_table(list(snap.lag.groups.values())) if snap.lag.groups else "no consumer groups"
+            _groups_table([g.summary() for g in snap.lag.groups.values()])
+            if snap.lag.groups
+            else "no consumer groups"
         )
     if snap.freshness:
         fresh = Table("read model", "status", "behind", "oldest unapplied (s)", title="read models")

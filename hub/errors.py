@@ -14,6 +14,8 @@
     │   ├── LogUnavailableError     no broker reachable (retriable)
     │   ├── DeliveryError           broker rejected a record
     │   ├── FencedError             another instance took over this transactional id
+    │   ├── AuthenticationError     the broker refused our credentials or security protocol (exit 2)
+    │   ├── AuthorizationError      the broker's ACLs deny our principal an operation (exit 2)
     │   └── UnknownGroupError       no consumer group of that name on the broker (exit 2)
     ├── SchemaError
     │   ├── RegistryUnavailableError  schema registry unreachable (retriable)
@@ -109,6 +111,18 @@ class DeliveryError(LogError):
 
 class FencedError(LogError):
     """Another instance took over this transactional id; this one must stop."""
+
+
+class AuthenticationError(LogError):
+    """The broker refused our SASL credentials, or speaks another security protocol; exit 2."""
+
+    exit_code = 2
+
+
+class AuthorizationError(LogError):
+    """The broker's ACLs do not allow our principal an operation on a topic, group or id; exit 2."""
+
+    exit_code = 2
 
 
 class UnknownGroupError(LogError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
@@ -10,7 +11,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type:
 
 from hub.config import KafkaSettings
 from hub.errors import LogError
-from hub.kafka.errors import translate, unavailable
+from hub.kafka.errors import ErrorWatch, translate, unavailable
 from hub.kafka.topics import TopicSpec
 
 log = structlog.get_logger(__name__)
@@ -21,15 +22,21 @@ class KafkaAdmin:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self.client = AdminClient(settings.client_config())
+        self.errors = ErrorWatch(settings.security_protocol)
+        config: dict[str, Any] = {**settings.client_config(), "logger": self.errors.logger()}
+        self.client = AdminClient(config)
 
     def ensure_reachable(self, timeout_s: float = 10.0) -> None:
         """Raise LogUnavailableError naming the bootstrap address if no broker answers."""
         try:
             metadata = self.client.list_topics(timeout=timeout_s)
         except KafkaException as exc:
+            self.client.poll(0)  # serves the logger: an authentication failure shows only there
+            self.errors.raise_refusal(self.settings.bootstrap_servers)
             raise unavailable(self.settings.bootstrap_servers, "metadata request timed out") from exc
         if not metadata.brokers:
+            self.client.poll(0)
+            self.errors.raise_refusal(self.settings.bootstrap_servers)
             raise unavailable(self.settings.bootstrap_servers)
 
     def topic_names(self, timeout_s: float = 10.0) -> set[str]:

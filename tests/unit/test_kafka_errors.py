@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from hub.errors import DeliveryError, FencedError, LogError, LogUnavailableError
+from hub.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    DeliveryError,
+    FencedError,
+    LogError,
+    LogUnavailableError,
+)
 from hub.kafka.errors import translate
 
 BOOTSTRAP = "10.1.2.3:9092"
@@ -62,3 +69,29 @@ def test_missing_error_is_a_plain_log_error() -> None:
 
     assert type(error) is LogError
     assert error.message == "flushing failed"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    ],
+)
+def test_denied_by_acls_is_an_authorization_error_saying_which_acls_to_grant(code: int) -> None:
+    """A broker's ACL denial is an AuthorizationError (exit 2, not retried), never 'fenced'."""
+    error = translate(KafkaError(code), BOOTSTRAP, "initialising transactions")
+
+    assert isinstance(error, AuthorizationError) and not error.retriable and error.exit_code == 2
+    assert "initialising transactions" in error.message
+    assert "'unsilo.'" in (error.hint or "") and "transactional ids" in (error.hint or "")
+
+
+def test_refused_credentials_are_an_authentication_error_pointing_at_the_sasl_settings() -> None:
+    """SASL authentication failure names the broker and points at kafka.sasl_* settings."""
+    error = translate(KafkaError(KafkaError._AUTHENTICATION), BOOTSTRAP, "connecting")
+
+    assert isinstance(error, AuthenticationError) and not error.retriable
+    assert BOOTSTRAP in error.message and "kafka.sasl_password" in (error.hint or "")

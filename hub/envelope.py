@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hub.avro_types import Column, Converter, avro_name, converter_for, field_schema
+from hub.avro_types import Column, Converter, avro_name, converter_for, field_schema, plain_type_for
 from hub.config import SourceSettings, TableSettings
 from hub.errors import ConfigError
 from hub.masking import hasher, masked_column, redactor
@@ -120,11 +120,12 @@ class TableSchema:
         self.columns = kept
         self.key = key
         self.namespace = f"unsilo.raw.{avro_name(system)}.{avro_name(table)}"
-        self._converters: list[tuple[str, str, Converter]] = [
-            (c.name, c.avro_name, converters[c.name]) for c in kept
+        plain = {c.name: None if c.name in self._maskers else plain_type_for(c) for c in kept}
+        self._converters: list[tuple[str, str, Converter, type | None]] = [
+            (c.name, c.avro_name, converters[c.name], plain[c.name]) for c in kept
         ]
         by_name = {c.name: c for c in kept}
-        self._key_converters = [(k, by_name[k].avro_name, converters[k]) for k in key]
+        self._key_converters = [(k, by_name[k].avro_name, converters[k], plain[k]) for k in key]
         key_fields = [field_schema(by_name[k], force_required=True) for k in key]
         if self.row_hash:
             key_fields = [{"name": ROW_HASH_FIELD, "type": "string", "doc": "SHA-256 of the whole row"}]
@@ -165,9 +166,13 @@ class TableSchema:
         if premasked:
             return {
                 avro: self._convert(name, convert, premasked)(values.get(name))
-                for name, avro, convert in self._converters
+                for name, avro, convert, _ in self._converters
             }
-        return {avro: convert(values.get(name)) for name, avro, convert in self._converters}
+        get = values.get
+        return {
+            avro: value if type(value := get(name)) is plain else convert(value)
+            for name, avro, convert, plain in self._converters
+        }
 
     def masked(self, values: dict[str, Any] | None) -> dict[str, Any] | None:
         """``values`` with this table's masks applied (dropped columns left out), by source
@@ -207,9 +212,15 @@ class TableSchema:
             row = self.row(values, premasked) or {}
             text = json.dumps(row, sort_keys=True, default=_canonical)
             return {ROW_HASH_FIELD: hashlib.sha256(text.encode("utf-8")).hexdigest()}
+        if premasked:
+            return {
+                avro: self._convert(name, convert, premasked)(values.get(name))
+                for name, avro, convert, _ in self._key_converters
+            }
+        get = values.get
         return {
-            avro: self._convert(name, convert, premasked)(values.get(name))
-            for name, avro, convert in self._key_converters
+            avro: value if type(value := get(name)) is plain else convert(value)
+            for name, avro, convert, plain in self._key_converters
         }
 
 

@@ -24,6 +24,7 @@ from hub.avro_types import Column, converter_for
 from hub.config import PollMode, SourceSettings
 from hub.envelope import TableSchema
 from hub.errors import ConfigError, SourceDataError, SourceError, SourceUnavailableError, UnsiloError
+from hub.sql_urls import engine_url as with_driver
 
 KEY_CHUNK = 1000  # keys per query when walking a table's keys
 _to_timestamp = converter_for(Column("ts", "TIMESTAMP"))
@@ -182,7 +183,7 @@ def connect(url: URL, source: str) -> Engine:
             hint="check the source's url in unsilo.yaml",
         )
     try:
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(with_driver(url), pool_pre_ping=True)
     except ImportError as exc:
         raise ConfigError(
             f"source {source}: the database driver for {url.drivername} is not installed ({exc.name})",

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hub.config import Settings
 from hub.lag_source import quiet_config
+from hub.sql_urls import engine_url
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def check_read_store(settings: Settings) -> Component:
         return Component("read store", url, False, "not a SQLAlchemy URL")
     started = time.monotonic()
     try:
-        engine = create_engine(url, connect_args=_connect_args(url, settings.api.check_timeout_s))
+        engine = create_engine(engine_url(url), connect_args=_connect_args(url, settings.api.check_timeout_s))
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

@@ -30,6 +30,7 @@ from hub.lag_monitor import LagMonitor, now_ms
 from hub.lag_source import TP, LagSource, quiet_config
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
+from hub.sql_urls import engine_url
 from hub.status import SourceStatus
 
 POSITIONS = table(
@@ -231,7 +232,7 @@ class PipelineReader:
         """Each projection's last applied offset per partition, from the read store."""
         try:
             if self._engine is None:
-                self._engine = create_engine(self.settings.read_store.url)
+                self._engine = create_engine(engine_url(self.settings.read_store.url))
             with self._engine.connect() as conn:
                 if not inspect(conn).has_table(POSITIONS.name):
                     return {}

@@ -32,7 +32,7 @@ class EntityTablesBuilder(tracking.TrackedBuilder):
         suffix: str,
         topics: dict[str, tuple[Table, RowFn]],
         view_name: str,
-        view_sql: Callable[[str], str],
+        view_sql: Callable[[str, str], str],  # (table suffix, SQLAlchemy dialect name) -> CREATE VIEW
     ) -> None:
         super().__init__(engine, projection)
         self.suffix = suffix
@@ -50,7 +50,7 @@ class EntityTablesBuilder(tracking.TrackedBuilder):
 
     def _create_view(self, conn: Connection, suffix: str) -> None:
         conn.execute(text(f"DROP VIEW IF EXISTS {self.view_name}{suffix}"))
-        conn.execute(text(self.view_sql(suffix)))
+        conn.execute(text(self.view_sql(suffix, conn.dialect.name)))
 
     def before_swap(self, conn: Connection) -> None:
         """Views must not point at tables being renamed (SQLite rewrites or rejects them)."""

@@ -12,10 +12,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+from hub.sql_urls import engine_url
+
 
 def create_read_store(url: str) -> Engine:
-    """An engine for the read store at ``url``."""
-    engine = create_engine(url)
+    """An engine for the read store at ``url`` (``postgresql://`` and ``mysql://`` URLs use
+    the psycopg2 and PyMySQL drivers Unsilo depends on)."""
+    engine = create_engine(engine_url(url))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

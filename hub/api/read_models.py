@@ -16,26 +16,28 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, func, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from hub.config import Settings
+from hub.sql_urls import engine_url
 
 RESERVED = {"limit", "offset"}
 
 
-def relations() -> dict[str, str]:
-    """Read model name -> the table or view users read, from the installed plugins."""
+def relations(settings: Settings) -> dict[str, str]:
+    """Read model name -> the table or view users read, from the installed plugins (given the
+    settings: the mirror read model has one table per configured source table)."""
     found: dict[str, str] = {}
     for entry in entry_points(group="unsilo.read_models"):
-        found.update(entry.load()())
+        found.update(entry.load()(settings))
     return found
 
 
 def read_model_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/read-models", tags=["read models"])
-    engine: Engine = create_engine(settings.read_store.url)
+    engine: Engine = create_engine(engine_url(settings.read_store.url))
 
     @router.get("")
     def list_read_models() -> dict[str, Any]:
         """The read models and the relation each is read from."""
-        return {"read_models": [{"name": n, "relation": r} for n, r in sorted(relations().items())]}
+        return {"read_models": [{"name": n, "relation": r} for n, r in sorted(relations(settings).items())]}
 
     @router.get("/{name}")
     def read_model_rows(
@@ -45,9 +47,10 @@ def read_model_router(settings: Settings) -> APIRouter:
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
         """Rows of one read model; any other query parameter filters a column by equality."""
-        relation = relations().get(name)
+        known = relations(settings)
+        relation = known.get(name)
         if relation is None:
-            raise HTTPException(404, f"unknown read model {name!r}; known: {', '.join(sorted(relations()))}")
+            raise HTTPException(404, f"unknown read model {name!r}; known: {', '.join(sorted(known))}")
         try:
             table = Table(relation, MetaData(), autoload_with=engine)
         except NoSuchTableError as exc:

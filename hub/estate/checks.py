@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.estate.figures import figures
+from hub.sql_urls import engine_url
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def check_read_models(urls: Mapping[str, str], read_store_url: str) -> list[Chec
         "open balance": "SELECT open_balance_cents FROM customer_360",
     }
     found: dict[str, Decimal | None] = {}
-    engine = create_engine(read_store_url)
+    engine = create_engine(engine_url(read_store_url))
     try:
         with engine.connect() as conn:
             for name, query in queries.items():

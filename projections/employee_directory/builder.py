@@ -63,19 +63,22 @@ ROWS: dict[str, RowFn] = {
 }
 
 
-def view_sql(s: str = "") -> str:
-    """One row per employee: department, manager, and as a sales rep: customers, orders, order value."""
+def view_sql(s: str = "", dialect: str = "sqlite") -> str:
+    """One row per employee: department, manager, and as a sales rep: customers, orders, order value.
+
+    Plain SQL: the same text on SQLite, PostgreSQL and MariaDB/MySQL (``dialect`` unused).
+    """
     return f"""
 CREATE VIEW employee_directory{s} AS
-WITH lines AS (
+WITH line_totals AS (
   SELECT order_key, SUM(quantity * unit_price_cents) AS cents FROM ed_order_line{s} GROUP BY order_key
 ),
 reps AS (
   SELECT c.sales_rep_key AS rep, COUNT(DISTINCT c.key) AS customers, COUNT(DISTINCT o.key) AS orders,
-         COALESCE(SUM(lines.cents), 0) AS order_value_cents
+         COALESCE(SUM(line_totals.cents), 0) AS order_value_cents
   FROM ed_customer{s} c
   LEFT JOIN ed_order{s} o ON o.customer_key = c.key
-  LEFT JOIN lines ON lines.order_key = o.key
+  LEFT JOIN line_totals ON line_totals.order_key = o.key
   WHERE c.sales_rep_key IS NOT NULL
   GROUP BY c.sales_rep_key
 )

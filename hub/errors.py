@@ -16,7 +16,9 @@
     │   ├── FencedError             another instance took over this transactional id
     │   ├── AuthenticationError     the broker refused our credentials or security protocol (exit 2)
     │   ├── AuthorizationError      the broker's ACLs deny our principal an operation (exit 2)
-    │   └── UnknownGroupError       no consumer group of that name on the broker (exit 2)
+    │   ├── UnknownGroupError       no consumer group of that name on the broker (exit 2)
+    │   ├── UnknownTopicError       no topic, table or entity of that name (exit 2)
+    │   └── UnknownRecordError      no record with that key in a topic
     ├── SchemaError
     │   ├── RegistryUnavailableError  schema registry unreachable (retriable)
     │   ├── IncompatibleSchemaError   registry refused a new version
@@ -129,6 +131,16 @@ class UnknownGroupError(LogError):
     """No consumer group of that name exists on the broker; exit status 2."""
 
     exit_code = 2
+
+
+class UnknownTopicError(LogError):
+    """No topic, ``system.table`` or entity of that name exists; exit status 2."""
+
+    exit_code = 2
+
+
+class UnknownRecordError(LogError):
+    """No record with the given key was found in a topic."""
 
 
 class SchemaError(UnsiloError):

@@ -8,6 +8,7 @@ TopicNameStrategy: ``<topic>-key`` and ``<topic>-value``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -25,6 +26,16 @@ def key_subject(topic: str) -> str:
 
 def value_subject(topic: str) -> str:
     return f"{topic}-value"
+
+
+@dataclass(frozen=True)
+class SubjectVersion:
+    """One version of a subject: its number, the global schema id and the parsed schema."""
+
+    subject: str
+    version: int
+    schema_id: int
+    schema: Any  # a record's dict, or a primitive's name ("string")
 
 
 class SchemaRegistry(Protocol):
@@ -98,6 +109,56 @@ class ConfluentRegistry:
             return list(self.client.get_subjects())
         except Exception as exc:
             raise self._unavailable(exc) from exc
+
+    def all_subjects(self, page: int = 10_000) -> set[str]:
+        """Every subject, asked for in pages: a registry may cap an unpaged list
+        (Apicurio's ``GET /subjects`` returns at most 1,000)."""
+        found: set[str] = set()
+        offset = 0
+        while True:
+            try:
+                batch = list(self.client.get_subjects(offset=offset, limit=page))
+            except Exception as exc:
+                raise self._unavailable(exc) from exc
+            found.update(batch)
+            if len(batch) < page:
+                return found
+            offset += page
+
+    def latest(self, subject: str) -> SubjectVersion | None:
+        """The latest version of ``subject`` (None when the subject does not exist)."""
+        try:
+            found = self.client.get_latest_version(subject)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return None
+            raise SchemaError(f"registry error for {subject}: {exc.error_message}") from exc
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        schema: Any = json.loads(found.schema.schema_str or "null")
+        return SubjectVersion(subject, int(found.version or 0), int(found.schema_id or 0), schema)
+
+    def versions(self, subject: str) -> list[int]:
+        """The version numbers registered under ``subject``, oldest first ([] when none)."""
+        try:
+            return sorted(int(v) for v in self.client.get_versions(subject))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return []
+            raise SchemaError(f"registry error for {subject}: {exc.error_message}") from exc
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def version(self, subject: str, version: int) -> SubjectVersion:
+        """One registered version of ``subject`` (versions never change: cached by the client)."""
+        try:
+            found = self.client.get_version(subject, version)
+        except SchemaRegistryError as exc:
+            raise SchemaError(f"registry has no version {version} of {subject}: {exc.error_message}") from exc
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        schema: Any = json.loads(found.schema.schema_str or "null")
+        return SubjectVersion(subject, int(found.version or version), int(found.schema_id or 0), schema)
 
     def _unavailable(self, exc: Exception) -> RegistryUnavailableError:
         return RegistryUnavailableError(

@@ -111,6 +111,8 @@ class Canonicalizer:
         try:
             event = self.serde.decode(data)
         except UnsiloError as exc:
+            if exc.retriable:  # the registry is away: the batch is retried, a good record never dead-lettered
+                raise
             return [self._dead_letter(record, None, None, exc, provenance)]
         op = str(event.get("op", ""))
         source_ts = str((event.get("source") or {}).get("ts_ms", 0)).encode()

@@ -103,6 +103,8 @@ class IdentityStage:
             key = self.serde.decode(message.key())
             value = self.serde.decode(message.value())
         except (UnsiloError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, UnsiloError) and exc.retriable:  # the registry is away: retry, never skip
+                raise
             log.warning("identity_input_skipped", topic=topic, offset=message.offset(), error=str(exc))
             return 0
         if value is None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hub.canonical_schemas import canonical_schemas
+from hub.errors import RegistryUnavailableError
 from hub.kafka.topics import raw_topic
 from hub.mapping import DEMO_MAPPINGS, load_mappings, mappings_for
 from hub.serde import AvroSerde, canonical_text
@@ -185,3 +186,24 @@ def test_truncate_goes_to_the_dlq(setup: tuple[Canonicalizer, AvroSerde, Canonic
 def test_row_columns_reads_the_envelope_row() -> None:
     """The columns a mapping is validated against are the envelope's row fields."""
     assert row_columns(ENVELOPE)[:2] == ["EMPNO", "ENAME"]
+
+
+class AwayRegistry(FakeRegistry):
+    """A registry that cannot be reached (restarting, say)."""
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        raise RegistryUnavailableError("schema registry at http://registry did not answer (ConnectError)")
+
+
+def test_registry_outage_is_retried_not_dead_lettered(
+    setup: tuple[Canonicalizer, AvroSerde, CanonicalTopics],
+) -> None:
+    """While the registry is away a good raw event raises a retriable error: nothing goes to the DLQ."""
+    _, serde, topics = setup
+    mappings = mappings_for(load_mappings(DEMO_MAPPINGS), "hr", "EMP")
+    blind = Canonicalizer(mappings, AvroSerde(AwayRegistry()), topics, canonical_schemas())
+
+    with pytest.raises(RegistryUnavailableError):
+        blind.transform([raw(serde, "c", None, EMP)])
+
+    assert blind.counts.dead_lettered == 0

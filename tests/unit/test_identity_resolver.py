@@ -204,3 +204,44 @@ def test_employees_are_self_and_never_merge_with_customers() -> None:
 
     assert links["hr:7499"].entity == "Employee" and links["hr:7499"].rule == "self"
     assert links["hr:7499"].members == ("hr:7499",)
+
+
+class _AwaySerde:
+    """A serde whose registry cannot be reached (restarting, say)."""
+
+    def decode(self, data: bytes | None) -> Any:
+        from hub.errors import RegistryUnavailableError
+
+        raise RegistryUnavailableError("schema registry at http://registry did not answer (ConnectError)")
+
+
+class _Message:
+    def topic(self) -> str:
+        return "unsilo.canonical.customer"
+
+    def offset(self) -> int:
+        return 3
+
+    def key(self) -> bytes:
+        return b"\x00\x00\x00\x00\x01k"
+
+    def value(self) -> bytes:
+        return b"\x00\x00\x00\x00\x02v"
+
+
+def test_registry_outage_is_retried_not_skipped() -> None:
+    """While the registry is away an identity input raises a retriable error instead of being skipped."""
+    import pytest
+
+    from hub.errors import RegistryUnavailableError
+    from projections.canonical.contract import CanonicalTopics
+    from projections.identity.app import IdentityStage
+
+    stage = IdentityStage.__new__(IdentityStage)  # no registry to register its output schemas with
+    stage.topics = CanonicalTopics()
+    stage.serde = _AwaySerde()  # type: ignore[assignment]
+    stage.entity_of = {stage.topics.entity("Customer"): "Customer"}
+    stage.resolver = IdentityResolver()
+
+    with pytest.raises(RegistryUnavailableError):
+        stage.process([_Message()])  # type: ignore[list-item]

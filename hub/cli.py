@@ -138,11 +138,28 @@ def demo(
     seconds: Annotated[float | None, typer.Option(help="stop after this long (default: Ctrl-C)")] = None,
     rate: Annotated[float, typer.Option(help="changes per second made in the shop")] = 20.0,
     seed: Annotated[int, typer.Option(help="seed of the workload")] = 42,
+    estate: Annotated[
+        str | None,
+        typer.Option(
+            help="the legacy estate on a PostgreSQL or MariaDB database (a URL; default: SQLite files)"
+        ),
+    ] = None,
+    read_store: Annotated[
+        str | None, typer.Option(help="where the read models go (a SQLAlchemy URL; default: SQLite)")
+    ] = None,
 ) -> None:
-    """Run the demo: a legacy shop captured live into Kafka and mirrored into a read model."""
+    """Run the demo: three legacy systems captured live into Kafka and unified into read models."""
     from hub.demo import run_demo
 
-    matched = run_demo(state(ctx).settings, PROJECT_ROOT, seconds=seconds, rate=rate, seed=seed)
+    matched = run_demo(
+        state(ctx).settings,
+        PROJECT_ROOT,
+        seconds=seconds,
+        rate=rate,
+        seed=seed,
+        estate=estate,
+        read_store=read_store,
+    )
     if not matched:
         raise typer.Exit(1)
 

@@ -23,9 +23,10 @@ import structlog
 import yaml
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import make_url
 
 from hub.config import Settings
-from hub.errors import ServiceError
+from hub.errors import ConfigError, ServiceError
 from hub.estate import SYSTEMS, TABLES, WorkloadSimulator, create_estate
 from hub.estate.checks import Check, check_read_models
 
@@ -34,16 +35,16 @@ log = structlog.get_logger(__name__)
 READ_MODELS = ["store_sales", "inventory_position", "customer_360", "employee_directory"]
 
 
-def demo_config(settings: Settings, workdir: Path, urls: dict[str, str]) -> Path:
-    """The demo's own unsilo.yaml: the user's Kafka, registry and API, the estate as sources."""
+def demo_config(settings: Settings, workdir: Path, urls: dict[str, str], read_url: str) -> Path:
+    """The demo's own unsilo.yaml: the user's Kafka, registry and API, the estate as sources
+    (SQLite files by triggers, PostgreSQL by logical replication, MariaDB/MySQL by binlog)."""
     data = settings.model_dump(mode="json", exclude_none=True, exclude={"sources", "read_store"})
-    data["read_store"] = {"url": f"sqlite:///{(workdir / 'read.db').absolute()}"}
+    data["read_store"] = {"url": read_url}
     data["sources"] = [
         {
             "name": system,
             "system": system,
-            "kind": "sqlite",
-            "url": urls[system].removeprefix("sqlite:///"),
+            **_capture(urls[system]),
             "tables": list(TABLES[system]),
             "batch_size": 500,
         }
@@ -52,6 +53,22 @@ def demo_config(settings: Settings, workdir: Path, urls: dict[str, str]) -> Path
     path = workdir / "unsilo.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _capture(url: str) -> dict[str, str]:
+    """The connector kind and URL capturing the estate database at SQLAlchemy ``url``."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"kind": "sqlite", "url": str(parsed.database)}
+    kind = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(backend)
+    if kind is None:
+        raise ConfigError(
+            f"the demo cannot capture a {backend} estate",
+            hint="give SQLite (default), PostgreSQL or MariaDB/MySQL URLs",
+        )
+    plain = parsed.set(drivername="postgresql" if kind == "postgres" else "mysql")
+    return {"kind": kind, "url": plain.render_as_string(hide_password=False)}
 
 
 def _command(config: Path, *args: str) -> list[str]:
@@ -67,7 +84,14 @@ def _spawn(config: Path, args: list[str], log_file: Path) -> subprocess.Popen[by
 
 
 def run_demo(
-    settings: Settings, project_root: Path, *, seconds: float | None, rate: float, seed: int
+    settings: Settings,
+    project_root: Path,
+    *,
+    seconds: float | None,
+    rate: float,
+    seed: int,
+    estate: str | None = None,
+    read_store: str | None = None,
 ) -> bool:
     """Run the demo; True when the read models matched the legacy databases at the end."""
     from hub.local import stack
@@ -77,15 +101,17 @@ def run_demo(
     stack.up(settings, project_root)
     workdir = settings.local.data_dir.absolute() / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
-    urls = create_estate(workdir / "estate", seed)
-    config = demo_config(settings, workdir, urls)
-    read_url = f"sqlite:///{(workdir / 'read.db').absolute()}"
+    where = workdir / "estate"
+    urls = create_estate({system: estate for system in SYSTEMS} if estate else where, seed)
+    read_url = read_store or f"sqlite:///{(workdir / 'read.db').absolute()}"
+    config = demo_config(settings, workdir, urls, read_url)
     api = f"http://{settings.api.host}:{settings.api.port}"
     console.print(
         f"[bold]broker[/] {settings.kafka.bootstrap_servers}   [bold]registry[/] {settings.registry.url}"
     )
-    console.print(f"[bold]legacy estate[/] {workdir / 'estate'} (finance, hr, sales databases)")
-    console.print(f"[bold]read models[/] {read_url}: {', '.join(READ_MODELS)}")
+    shown = make_url(estate).render_as_string() if estate else where  # no password on screen
+    console.print(f"[bold]legacy estate[/] {shown} (finance, hr, sales databases)")
+    console.print(f"[bold]read models[/] {make_url(read_url).render_as_string()}: {', '.join(READ_MODELS)}")
     console.print(f"[bold]dashboard[/] {api}/dashboard   [bold]API[/] {api}/docs   logs in {workdir}")
     console.print("try: unsilo -c " + str(config) + " show customer_360 --limit 5   (Ctrl-C stops the demo)")
 

@@ -10,13 +10,14 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED_JARS
+from tests.fixtures_postgres import run_sql
 from tests.support import free_ports
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_unifies_the_estate_and_the_read_models_match(tmp_path: Path) -> None:
-    """`unsilo demo --seconds 15` starts everything, the read models end equal to the legacy figures."""
+def run_demo(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`unsilo demo --seconds 15 --rate 30 <options>` with a broker and registry of its own."""
     kafka_port, controller_port, registry_port, api_port = free_ports(4)
     data_dir = tmp_path / ".unsilo"
     data_dir.mkdir()
@@ -40,13 +41,14 @@ def test_demo_unifies_the_estate_and_the_read_models_match(tmp_path: Path) -> No
         )
     )
 
-    result = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "-c", str(config), "demo", "--seconds", "15", "--rate", "30"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=tmp_path,
-    )
+    command = [sys.executable, "-m", "hub.cli", "-c", str(config), "demo", "--seconds", "15", "--rate", "30"]
+    result = subprocess.run([*command, *options], capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    return result, config
+
+
+def test_demo_unifies_the_estate_and_the_read_models_match(tmp_path: Path) -> None:
+    """`unsilo demo --seconds 15` starts everything, the read models end equal to the legacy figures."""
+    result, config = run_demo(tmp_path)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "read models match the legacy databases: yes" in result.stdout
@@ -55,3 +57,18 @@ def test_demo_unifies_the_estate_and_the_read_models_match(tmp_path: Path) -> No
         [sys.executable, "-m", "hub.cli", "-c", str(config), "ps"], capture_output=True, text=True, timeout=60
     )
     assert "running" not in ps.stdout.replace("not running", ""), ps.stdout
+
+
+def test_demo_on_postgresql_estate_and_read_store(postgres_db: str, tmp_path: Path) -> None:
+    """`unsilo demo --estate postgresql://... --read-store postgresql://...`: the three systems
+    captured by logical replication, the read models kept in PostgreSQL, matching to the cent."""
+    result, _ = run_demo(tmp_path, "--estate", postgres_db, "--read-store", postgres_db)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "read models match the legacy databases: yes" in result.stdout
+    tables = run_sql(
+        postgres_db, "SELECT slot_name FROM pg_replication_slots WHERE database = current_database()"
+    )
+    assert {"unsilo_finance", "unsilo_hr", "unsilo_sales"} <= {row[0] for row in tables}
+    views = run_sql(postgres_db, "SELECT COUNT(*) FROM customer_360")
+    assert views[0][0] > 0

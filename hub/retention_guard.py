@@ -95,11 +95,39 @@ def findings(configs: dict[str, dict[str, str]]) -> list[Finding]:
     return [f for topic in sorted(configs) for f in findings_for(topic, configs[topic])]
 
 
-def retention_findings(settings: Settings) -> list[Finding]:
-    """The findings of every history topic on the cluster (one DescribeConfigs request)."""
+@dataclass(frozen=True)
+class RetentionCheck:
+    """The history topics checked and what was found on them."""
+
+    topics: list[str]
+    findings: list[Finding]
+
+    @property
+    def status(self) -> str:
+        return "WARN" if self.findings else "OK"
+
+    def summary(self) -> str:
+        """One line for `unsilo status`."""
+        if not self.findings:
+            return f"{len(self.topics)} history topic(s) keep everything"
+        risky = sorted({f.topic for f in self.findings})
+        return f"{len(risky)} topic(s) can lose history: " + "; ".join(f.message() for f in self.findings)
+
+    def gauge(self) -> dict[str, int]:
+        """``unsilo_topic_retention_risk{topic}``: 1 for a topic with a finding, 0 for the others."""
+        return risk_by_topic(self.findings, self.topics)
+
+
+def check_retention(settings: Settings) -> RetentionCheck:
+    """Every history topic on the cluster and its findings (one metadata, one DescribeConfigs request)."""
     facts = TopicFacts(settings.kafka)
-    topics = [t for t in facts.shapes() if keeps_history(t)]
-    return findings(facts.configs(topics))
+    topics = sorted(t for t in facts.shapes() if keeps_history(t))
+    return RetentionCheck(topics, findings(facts.configs(topics)))
+
+
+def retention_findings(settings: Settings) -> list[Finding]:
+    """The findings of every history topic on the cluster."""
+    return check_retention(settings).findings
 
 
 def risk_by_topic(found: list[Finding], topics: list[str]) -> dict[str, int]:

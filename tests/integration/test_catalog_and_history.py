@@ -15,14 +15,22 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from fastapi.testclient import TestClient
 from jsonschema import Draft7Validator
+from pydantic import SecretStr
 
 from connectors.runner import ConnectorRunner
 from hub.api.app import create_app
 from hub.catalog import build_catalog
-from hub.config import KafkaSettings, LocalSettings, ReadStoreSettings, RegistrySettings, Settings
+from hub.config import (
+    ApiSettings,
+    KafkaSettings,
+    LocalSettings,
+    ReadStoreSettings,
+    RegistrySettings,
+    Settings,
+)
 from hub.history import history
 from hub.kafka.topics import raw_topic
-from hub.retention_guard import retention_findings
+from hub.retention_guard import check_retention
 from tests.conftest import Stack
 from tests.support import run_sql, sqlite_source, topic_messages, unique, write_config
 
@@ -129,6 +137,26 @@ def test_catalog_and_asyncapi_over_http(captured: Captured) -> None:
     assert payload["schema"]["name"] == "Envelope"
 
 
+def test_history_over_http_is_for_auditors(captured: Captured) -> None:
+    """A subscriber reads the catalog but not history; an auditor gets the versions, 404 for no such key."""
+    api = ApiSettings(subscriber_token=SecretStr("sub-token"), auditor_token=SecretStr("audit-token"))
+    settings = captured.settings.model_copy(update={"api": api})
+    subscriber = {"Authorization": "Bearer sub-token"}
+    auditor = {"Authorization": "Bearer audit-token"}
+    with TestClient(create_app(settings, background=False)) as client:
+        denied = client.get(f"/history/{captured.topic}/7", headers=subscriber)
+        found = client.get(f"/history/{captured.system}.customers/7", headers=auditor)
+        missing = client.get(f"/history/{captured.topic}/999", headers=auditor)
+        anonymous = client.get("/asyncapi.json")
+
+    assert denied.status_code == 403
+    assert found.status_code == 200, found.text
+    assert [v["op"] for v in found.json()["versions"]] == ["r", "u", "u", "u", "d", "tombstone"]
+    assert missing.status_code == 404
+    assert f"no record with key 999 in {captured.topic}" in missing.json()["detail"]
+    assert anonymous.status_code == 401
+
+
 def test_history_of_a_record_updated_three_times_then_deleted(captured: Captured) -> None:
     """Snapshot, three updates, delete and tombstone, oldest first, each with what changed."""
     found = history(captured.settings, f"{captured.system}.customers", "7")
@@ -221,9 +249,11 @@ def test_retention_guard_flags_a_raw_topic_that_deletes_history(
     captured: Captured, short_lived_topic: str
 ) -> None:
     """The guard and the catalog both name the topic with retention.ms=1000 and say to set -1."""
-    findings = [f for f in retention_findings(captured.settings) if f.topic == short_lived_topic]
+    check = check_retention(captured.settings)
+    findings = [f for f in check.findings if f.topic == short_lived_topic]
     entry = build_catalog(captured.settings, topics=[short_lived_topic])[0]
 
     assert [(f.setting, f.value, f.fix) for f in findings] == [("retention.ms", "1000", "retention.ms=-1")]
     assert [f.fix for f in entry.retention_risk] == ["retention.ms=-1"]
-    assert not [f for f in retention_findings(captured.settings) if f.topic == captured.topic]
+    assert check.status == "WARN" and short_lived_topic in check.summary()
+    assert (check.gauge()[short_lived_topic], check.gauge()[captured.topic]) == (1, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.retention_guard import findings, findings_for, fix_command, risk_by_topic
+from hub.retention_guard import RetentionCheck, findings, findings_for, fix_command, risk_by_topic
 
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
@@ -65,3 +65,15 @@ def test_findings_are_listed_by_topic_and_feed_a_gauge() -> None:
     assert fix_command(found[1], "k:9092").endswith(
         "--entity-name unsilo.raw.b.t --add-config retention.ms=-1"
     )
+
+
+def test_status_line_names_the_risky_topics_or_says_all_is_kept() -> None:
+    """The status line is OK with the topic count, or WARN naming each topic and its fix."""
+    healthy = RetentionCheck(["unsilo.raw.a.t", "unsilo.raw.b.t"], [])
+    risky_topic = findings({"unsilo.raw.b.t": {**FOREVER, "retention.ms": "1000"}})
+    risky = RetentionCheck(["unsilo.raw.a.t", "unsilo.raw.b.t"], risky_topic)
+
+    assert (healthy.status, healthy.summary()) == ("OK", "2 history topic(s) keep everything")
+    assert risky.status == "WARN"
+    assert risky.summary().startswith("1 topic(s) can lose history: unsilo.raw.b.t: retention.ms=1000")
+    assert risky.gauge() == {"unsilo.raw.a.t": 0, "unsilo.raw.b.t": 1}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.kafka.admin import KafkaAdmin
-from hub.kafka.topics import canonical_topic
+from hub.kafka.topics import canonical_topic, raw_topic
 from projections.customer_360.builder import TOPICS as CUSTOMER_360_TOPICS
 from projections.customer_360.builder import customer_360_builder
 from projections.employee_directory.builder import ENTITIES as DIRECTORY_ENTITIES
@@ -19,6 +19,7 @@ from projections.rebuild import BuilderFactory
 from projections.store_sales.builder import store_sales_builder
 from projections.table_mirror.app import raw_topics
 from projections.table_mirror.builder import MirrorBuilder
+from projections.table_mirror.tables import mirror_table_name
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def read_model(name: str) -> ReadModel:
     return found
 
 
-def relations() -> dict[str, str]:
-    """Read model name -> the table or view users read (for the HTTP API)."""
-    return {name: model.relation for name, model in READ_MODELS.items() if model.relation is not None}
+def relations(settings: Settings | None = None) -> dict[str, str]:
+    """Read model name -> the table or view users read (for the HTTP API); with ``settings``,
+    also each configured source table's mirror table, under its own name (as `unsilo show`)."""
+    found = {name: model.relation for name, model in READ_MODELS.items() if model.relation is not None}
+    for source in settings.sources if settings is not None else []:
+        for table in source.tables:
+            name = mirror_table_name(raw_topic(source.system, table.name))
+            found[name] = name
+    return found

@@ -63,35 +63,61 @@ class TopicFacts:
         if not resources:
             return {}
         found: dict[str, dict[str, str]] = {}
-        try:
-            futures = self.client.describe_configs(resources, request_timeout=self.timeout_s)
-            for resource, future in futures.items():
+        futures = self.client.describe_configs(resources, request_timeout=self.timeout_s)
+        for resource, future in futures.items():
+            try:
                 entries = future.result(timeout=self.timeout_s)
-                found[resource.name] = {key: entry.value for key, entry in entries.items()}
-        except KafkaException as exc:
-            raise translate(exc, self.settings.bootstrap_servers, "describing topic configs") from exc
+            except KafkaException as exc:
+                if _gone(exc):
+                    continue
+                raise translate(exc, self.settings.bootstrap_servers, "describing topic configs") from exc
+            found[resource.name] = {key: entry.value for key, entry in entries.items()}
         return found
 
     def watermarks(self, shapes: Iterable[TopicShape]) -> dict[TP, tuple[int, int]]:
         """(topic, partition) -> (low, high) watermark, in two ListOffsets requests."""
-        partitions = [TopicPartition(s.name, p) for s in shapes for p in range(s.partitions)]
-        if not partitions:
-            return {}
-        low = self._offsets(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        high = self._offsets(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-        return {tp: (low.get(tp, 0), high.get(tp, 0)) for tp in high}
+        wanted = list(shapes)
+        for attempt in range(3):
+            partitions = [TopicPartition(s.name, p) for s in wanted for p in range(s.partitions)]
+            if not partitions:
+                return {}
+            try:
+                low = self._offsets(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+                high = self._offsets(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+                return {tp: (low.get(tp, 0), high.get(tp, 0)) for tp in high}
+            except KafkaException as exc:
+                # one topic deleted since it was listed fails the whole request: list again, retry
+                if not _gone(exc) or attempt == 2:
+                    raise translate(exc, self.settings.bootstrap_servers, "listing offsets") from exc
+                existing = self.shapes()
+                wanted = [s for s in wanted if s.name in existing]
+        return {}
 
     def _offsets(self, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[TP, int]:
-        try:
-            futures = self.client.list_offsets(
-                {tp: spec for tp in partitions}, request_timeout=self.timeout_s
-            )
-            return {
-                (tp.topic, tp.partition): int(future.result(timeout=self.timeout_s).offset)
-                for tp, future in futures.items()
-            }
-        except KafkaException as exc:
-            raise translate(exc, self.settings.bootstrap_servers, "listing offsets") from exc
+        futures = self.client.list_offsets({tp: spec for tp in partitions}, request_timeout=self.timeout_s)
+        found = {}
+        for tp, future in futures.items():
+            try:
+                found[(tp.topic, tp.partition)] = int(future.result(timeout=self.timeout_s).offset)
+            except KafkaException as exc:
+                if _gone(exc):
+                    continue
+                raise
+        return found
+
+
+_GONE = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._NOENT,  # ListOffsets: "Failed to query partition leaders" of a deleted topic
+}
+
+
+def _gone(exc: KafkaException) -> bool:
+    """Whether ``exc`` says the topic was deleted after it was listed (skipped, not an error)."""
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in _GONE
 
 
 def last_record_times(
@@ -119,7 +145,7 @@ def last_record_times(
                     tp = (message.topic() or "", message.partition() or 0)
                     error = message.error()
                     if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
+                        if error.code() == KafkaError._PARTITION_EOF or error.code() in _GONE:
                             waiting.discard(tp)
                             continue
                         raise translate(error, settings.bootstrap_servers, f"reading the tail of {tp[0]}")

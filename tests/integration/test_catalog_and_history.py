@@ -29,6 +29,7 @@ from hub.config import (
     Settings,
 )
 from hub.history import history
+from hub.kafka.topic_facts import TopicFacts, TopicShape
 from hub.kafka.topics import raw_topic
 from hub.retention_guard import check_retention
 from tests.conftest import Stack
@@ -257,3 +258,16 @@ def test_retention_guard_flags_a_raw_topic_that_deletes_history(
     assert [f.fix for f in entry.retention_risk] == ["retention.ms=-1"]
     assert check.status == "WARN" and short_lived_topic in check.summary()
     assert (check.gauge()[short_lived_topic], check.gauge()[captured.topic]) == (1, 0)
+
+
+def test_a_topic_deleted_while_the_catalog_is_built_is_left_out(captured: Captured) -> None:
+    """Topics come and go on a busy cluster: one listed then deleted does not fail the others."""
+    facts = TopicFacts(captured.settings.kafka)
+    live = facts.shapes()[captured.topic]
+    gone = TopicShape(raw_topic(unique("gone"), "t"), 1, 1)
+
+    ranges = facts.watermarks([gone, live])
+    configs = facts.configs([gone.name, live.name])
+
+    assert sorted(ranges) == [(captured.topic, p) for p in range(3)]
+    assert list(configs) == [captured.topic]

@@ -118,7 +118,9 @@ class ConnectorRunner:
             admin.ensure_topics(
                 [spec_for(t) for t in (OFFSETS_TOPIC, STATUS_TOPIC, self.dlq, self.quarantine)]
             )
-            producer = TransactionalProducer(self.settings.kafka, f"unsilo-connector-{self.source.name}")
+            producer = TransactionalProducer(
+                self.settings.kafka, f"unsilo-connector-{self.source.name}", audit=self.settings.audit
+            )
             producer.init()
             self._kafka_producer = producer
             self._control = ControlChannel(self.settings.kafka, self.source.name)

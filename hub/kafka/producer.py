@@ -8,9 +8,13 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from hub.config import KafkaSettings
+from hub.chain import ChainLinker, is_chained
+from hub.config import AuditSettings, KafkaSettings
 from hub.errors import DeliveryError, LogError
+from hub.kafka.admin import KafkaAdmin
+from hub.kafka.chain import KafkaHeads, chain_linker
 from hub.kafka.errors import translate
+from hub.kafka.topics import CHAIN_TOPIC, spec_for
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +26,12 @@ class TransactionalProducer:
 
     ``begin()``, ``send(...)`` any number of times, then ``commit()``; on any error
     ``abort()``. A second instance with the same id fences this one (FencedError).
+
+    With ``audit`` (and ``audit.chain`` on), records sent to chained topics carry the hash
+    chain of ``hub.chain``: the producer picks their partition itself (the one librdkafka's
+    default partitioner would), links them to the partition's head and, with
+    ``audit.hmac_key``, adds the signed checkpoints that are due to the transaction before it
+    commits. The heads assume this transactional id is the only writer of those topics.
     """
 
     def __init__(
@@ -30,6 +40,7 @@ class TransactionalProducer:
         transactional_id: str,
         *,
         extra: dict[str, Any] | None = None,
+        audit: AuditSettings | None = None,
     ) -> None:
         self.settings = settings
         self.transactional_id = transactional_id
@@ -48,6 +59,9 @@ class TransactionalProducer:
         self._producer = Producer(config)
         self._failed: KafkaError | None = None
         self._in_transaction = False
+        chain = chain_linker(settings, audit, transactional_id) if audit is not None else None
+        self.chain: ChainLinker | None = chain[0] if chain else None
+        self._heads: KafkaHeads | None = chain[1] if chain else None
 
     def init(self, timeout_s: float = 30.0) -> None:
         """Register the transactional id with the coordinator, fencing older instances."""
@@ -55,6 +69,8 @@ class TransactionalProducer:
             self._producer.init_transactions(timeout_s)
         except KafkaException as exc:
             raise translate(exc, self.settings.bootstrap_servers, "initialising transactions") from exc
+        if self.chain is not None and self.chain.hmac_key is not None:
+            KafkaAdmin(self.settings).ensure_topics([spec_for(CHAIN_TOPIC)])
 
     def begin(self) -> None:
         try:
@@ -63,6 +79,8 @@ class TransactionalProducer:
             raise translate(exc, self.settings.bootstrap_servers, "beginning a transaction") from exc
         self._failed = None
         self._in_transaction = True
+        if self.chain is not None:
+            self.chain.begin()
 
     def send(
         self,
@@ -71,11 +89,22 @@ class TransactionalProducer:
         value: bytes | None,
         headers: Headers | None = None,
     ) -> None:
-        """Queue one record in the open transaction."""
+        """Queue one record in the open transaction (linked to its chain if the topic is chained)."""
+        record_headers: list[tuple[str, str | bytes | None]] = list(headers or [])
+        options: dict[str, Any] = {}
+        if self.chain is not None and is_chained(topic):
+            partition, links = self.chain.link(topic, key, value)
+            record_headers += links
+            options["partition"] = partition
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers or []), on_delivery=self._on_delivery
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=record_headers,
+                    on_delivery=self._on_delivery,
+                    **options,
                 )
                 return
             except BufferError:
@@ -95,18 +124,31 @@ class TransactionalProducer:
             raise translate(exc, self.settings.bootstrap_servers, "sending offsets to a transaction") from exc
 
     def commit(self, timeout_s: float = 60.0) -> None:
-        """Flush and commit the open transaction; raises if any record was rejected."""
+        """Flush and commit the open transaction; raises if any record was rejected.
+
+        When the commit fails its outcome may be unknown: the chain heads are dropped and
+        reloaded from the log at the next send.
+        """
         try:
+            if self.chain is not None:
+                for key, value in self.chain.due_checkpoints():
+                    self.send(CHAIN_TOPIC, key, value)
             remaining = self._producer.flush(timeout_s)
             if remaining:
                 raise DeliveryError(f"{remaining} records not delivered within {timeout_s}s")
             if self._failed is not None:
                 raise translate(self._failed, self.settings.bootstrap_servers, "delivering a record")
             self._producer.commit_transaction(timeout_s)
-        except KafkaException as exc:
-            raise translate(exc, self.settings.bootstrap_servers, "committing a transaction") from exc
+        except BaseException as exc:
+            if self.chain is not None:
+                self.chain.forget()
+            if isinstance(exc, KafkaException):
+                raise translate(exc, self.settings.bootstrap_servers, "committing a transaction") from exc
+            raise
         finally:
             self._in_transaction = False
+        if self.chain is not None:
+            self.chain.commit()
 
     def abort(self, timeout_s: float = 30.0) -> None:
         """Abort the open transaction, if any; errors are logged, not raised."""
@@ -115,11 +157,15 @@ class TransactionalProducer:
         except KafkaException as exc:
             log.warning("transaction_abort_failed", error=str(exc.args[0]))
         self._in_transaction = False
+        if self.chain is not None:
+            self.chain.abort()
 
     def close(self) -> None:
         if self._in_transaction:
             self.abort()
         self._producer.flush(5)
+        if self._heads is not None:
+            self._heads.close()
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None and self._failed is None:

@@ -86,7 +86,7 @@ class TransactionalLoop:
     def start(self) -> None:
         """Fence older instances, read the committed offsets, rebuild the stage, assign."""
         self.close()
-        self._producer = TransactionalProducer(self.settings.kafka, self.group_id)
+        self._producer = TransactionalProducer(self.settings.kafka, self.group_id, audit=self.settings.audit)
         self._producer.init()
         config = consumer_config(self.settings.kafka, self.group_id)
         config["fetch.max.bytes"] = 16 * 1024 * 1024

@@ -1,0 +1,287 @@
+"""The tamper-evidence hash chain: links, headers, partitions and signed checkpoints (pure).
+
+Every record a Unsilo writer sends to a chained topic (``unsilo.raw.*``, ``unsilo.canonical.*``,
+``unsilo.outbox.*``) is one link of a chain per topic-partition::
+
+    hash(n) = SHA-256( hash(n-1)                      32 bytes; 32 zero bytes for seq 0
+                     + len(key)   as 4-byte signed big endian (-1: no key)   + key
+                     + len(value) as 4-byte signed big endian (-1: tombstone) + value
+                     + n          as 8-byte big endian )
+
+``n`` is the link's sequence number in its partition (0, 1, 2, ...), carried with the hash
+in the record headers ``unsilo.chain.seq`` (ASCII digits) and ``unsilo.chain.hash`` (hex).
+Kafka offsets cannot be the position: they are unknown inside a transaction when the record
+is produced, and transaction markers consume offsets. A gap or a repeat in the sequence is a
+broken link as much as a wrong hash. Other headers are not covered.
+
+Chain heads are checkpointed to the compacted ``_unsilo.chain`` topic, key
+``<topic>/<partition>``, signed with HMAC-SHA256 under ``audit.hmac_key``: an auditor holding
+the key can check a range of the log against them without trusting the hub's current state.
+
+:class:`ChainLinker` keeps the heads of one writer, rolls them back when a transaction aborts
+and says when a checkpoint is due; loading a head from Kafka is injected (``hub.kafka.chain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+SEQ_HEADER = "unsilo.chain.seq"
+HASH_HEADER = "unsilo.chain.hash"
+GENESIS = bytes(32)
+CHAINED_PREFIXES = ("unsilo.raw.", "unsilo.canonical.", "unsilo.outbox.")
+
+_LENGTH = struct.Struct(">i")
+_SEQ = struct.Struct(">Q")
+
+TP = tuple[str, int]
+
+
+def is_chained(topic: str) -> bool:
+    """Whether records of ``topic`` carry the chain (raw, canonical and outbox topics)."""
+    return topic.startswith(CHAINED_PREFIXES)
+
+
+def link_hash(previous: bytes, key: bytes | None, value: bytes | None, seq: int) -> bytes:
+    """The hash of link ``seq`` holding ``key`` and ``value``, after the link hashed ``previous``."""
+    digest = hashlib.sha256(previous)
+    for part in (key, value):
+        if part is None:
+            digest.update(_LENGTH.pack(-1))
+        else:
+            digest.update(_LENGTH.pack(len(part)))
+            digest.update(part)
+    digest.update(_SEQ.pack(seq))
+    return digest.digest()
+
+
+def partition_for(key: bytes | None, partitions: int) -> int:
+    """The partition librdkafka's default partitioner (``consistent_random``) gives ``key``.
+
+    CRC-32 of the key modulo the partition count, so a key stays in the partition it was
+    always written to (per-key order kept across enabling the chain). librdkafka places a
+    missing or empty key at random; a chained record needs its partition up front: 0.
+    """
+    if not key:
+        return 0
+    return zlib.crc32(key) % partitions
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last link of a partition's chain; ``seq`` -1 and 32 zero bytes before the first."""
+
+    seq: int = -1
+    hash: bytes = GENESIS
+
+    def next(self, key: bytes | None, value: bytes | None) -> Head:
+        seq = self.seq + 1
+        return Head(seq, link_hash(self.hash, key, value, seq))
+
+
+GENESIS_HEAD = Head()
+
+
+def chain_headers(head: Head) -> list[tuple[str, bytes]]:
+    return [(SEQ_HEADER, str(head.seq).encode("ascii")), (HASH_HEADER, head.hash.hex().encode("ascii"))]
+
+
+class MalformedLinkError(ValueError):
+    """Chain headers are present but cannot be read."""
+
+
+RawHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
+
+
+def read_link(headers: RawHeaders | None) -> Head | None:
+    """The link in a record's headers; None when it has no chain headers."""
+    seq_raw = hash_raw = None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, value in pairs:
+        raw = value.encode("utf-8") if isinstance(value, str) else value
+        if name == SEQ_HEADER:
+            seq_raw = raw
+        elif name == HASH_HEADER:
+            hash_raw = raw
+    if seq_raw is None and hash_raw is None:
+        return None
+    try:
+        seq = int((seq_raw or b"").decode("ascii"))
+        digest = bytes.fromhex((hash_raw or b"").decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedLinkError(f"unreadable chain headers ({exc})") from exc
+    if seq < 0 or len(digest) != 32:
+        raise MalformedLinkError("chain headers out of range")
+    return Head(seq, digest)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A chain head as a writer committed it, signed in ``_unsilo.chain``."""
+
+    topic: str
+    partition: int
+    seq: int
+    hash: str  # hex
+    written_at: str  # ISO 8601, UTC
+    writer: str  # the transactional id
+
+    @property
+    def key(self) -> bytes:
+        return checkpoint_key(self.topic, self.partition)
+
+    def signed(self, hmac_key: bytes) -> bytes:
+        """The record value: the fields and their ``hmac``, as JSON."""
+        fields = asdict(self)
+        return json.dumps({**fields, "hmac": _mac(hmac_key, fields)}, sort_keys=True).encode("utf-8")
+
+
+def checkpoint_key(topic: str, partition: int) -> bytes:
+    return f"{topic}/{partition}".encode()
+
+
+def _mac(hmac_key: bytes, fields: dict[str, object]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(hmac_key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def read_checkpoint(value: bytes, hmac_key: bytes | None) -> tuple[Checkpoint, bool | None]:
+    """The checkpoint in ``value`` and whether its HMAC is right (None: no key to check with).
+
+    Raises ValueError for a value that is not a checkpoint.
+    """
+    data = json.loads(value)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    mac = data.pop("hmac", None)
+    checkpoint = Checkpoint(
+        topic=str(data["topic"]),
+        partition=int(data["partition"]),
+        seq=int(data["seq"]),
+        hash=str(data["hash"]),
+        written_at=str(data["written_at"]),
+        writer=str(data["writer"]),
+    )
+    if hmac_key is None:
+        return checkpoint, None
+    return checkpoint, isinstance(mac, str) and hmac.compare_digest(mac, _mac(hmac_key, data))
+
+
+# -- the writer's side ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    """Links since the last checkpoint of a partition, and when it was written (monotonic)."""
+
+    since: int
+    at: float
+
+
+class ChainLinker:
+    """The chain heads of one transactional writer, kept in step with its transactions.
+
+    A head is loaded with ``load_head`` the first time the writer sends to a partition (the
+    last committed chained record there, or the genesis). This is only right because every
+    chained topic has exactly one writer (a connector's transactional id for its raw topics,
+    a canonicalizer's for its canonical ones): no one else appends links between two sends.
+
+    ``begin()`` remembers the heads; ``abort()`` restores them; ``commit()`` keeps them;
+    ``forget()`` drops them all (reloaded on the next send) when a commit's outcome is unknown.
+    """
+
+    def __init__(
+        self,
+        load_head: Callable[[str, int], Head],
+        partitions: Callable[[str], int],
+        *,
+        writer: str,
+        hmac_key: bytes | None,
+        checkpoint_every: int = 10_000,
+        checkpoint_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._load_head = load_head
+        self._partitions = partitions
+        self.writer = writer
+        self.hmac_key = hmac_key
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._heads: dict[TP, Head] = {}
+        self._progress: dict[TP, _Progress] = {}
+        self._saved: tuple[dict[TP, Head], dict[TP, _Progress]] | None = None
+
+    def head(self, topic: str, partition: int) -> Head | None:
+        """The head held for a partition (None: not loaded yet)."""
+        return self._heads.get((topic, partition))
+
+    def begin(self) -> None:
+        self._saved = (
+            dict(self._heads),
+            {tp: _Progress(p.since, p.at) for tp, p in self._progress.items()},
+        )
+
+    def link(self, topic: str, key: bytes | None, value: bytes | None) -> tuple[int, list[tuple[str, bytes]]]:
+        """The partition of the next record of ``topic`` and its chain headers."""
+        partition = partition_for(key, self._partitions(topic))
+        tp = (topic, partition)
+        head = self._heads.get(tp)
+        if head is None:
+            head = self._load_head(topic, partition)
+            self._progress[tp] = _Progress(0, self._clock())
+        head = head.next(key, value)
+        self._heads[tp] = head
+        self._progress[tp].since += 1
+        return partition, chain_headers(head)
+
+    def due_checkpoints(self) -> list[tuple[bytes, bytes]]:
+        """Checkpoint records (key, value) to add to the open transaction before it commits."""
+        if self.hmac_key is None:
+            return []
+        now = self._clock()
+        due: list[tuple[bytes, bytes]] = []
+        for tp, progress in self._progress.items():
+            if progress.since == 0:
+                continue
+            if progress.since < self.checkpoint_every and now - progress.at < self.checkpoint_interval_s:
+                continue
+            head = self._heads[tp]
+            checkpoint = Checkpoint(
+                topic=tp[0],
+                partition=tp[1],
+                seq=head.seq,
+                hash=head.hash.hex(),
+                written_at=_iso(self._wall_clock()),
+                writer=self.writer,
+            )
+            due.append((checkpoint.key, checkpoint.signed(self.hmac_key)))
+            progress.since, progress.at = 0, now
+        return due
+
+    def commit(self) -> None:
+        self._saved = None
+
+    def abort(self) -> None:
+        if self._saved is not None:
+            self._heads, self._progress = self._saved
+        self._saved = None
+
+    def forget(self) -> None:
+        self._heads, self._progress, self._saved = {}, {}, None
+
+
+def _iso(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s * 1000) % 1000:03d}Z"

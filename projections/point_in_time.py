@@ -156,6 +156,8 @@ class PointInTimeReplay:
         try:
             builder = AsOfFilter(self.model.builder(engine, self.model.name, ""), self.as_of_ms)
             read = replay(self.settings, topics, builder, until=cuts, progress=progress)
+            if progress is not None:  # the estimate counted transaction markers' offsets too
+                progress(read, read)
         finally:
             engine.dispose()
         result = ReplayResult(self.model.name, self.as_of_ms, _shown(self.into), read, builder.skipped, cuts)

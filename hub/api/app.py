@@ -22,11 +22,15 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hub.alerts import Alerter
+from hub.api.access import ANYONE, AUDIT, OPERATE, allow
+from hub.api.catalog import catalog_router, history_router
 from hub.api.read_models import read_model_router
+from hub.api.replay import replay_router
 from hub.config import Settings
 from hub.errors import LogError, UnknownGroupError, UnsiloError
 from hub.health import check_all
 from hub.lag import LagReport
+from hub.lag_client import CLUSTER_HEADER
 from hub.metrics import CONTENT_TYPE, MetricsRenderer
 from hub.overview import Observer, Snapshot
 
@@ -127,7 +131,11 @@ def create_app(settings: Settings, *, sampler: Sampler | None = None, background
 
     app = FastAPI(title="Unsilo API", lifespan=lifespan)
     app.state.sampler = state
-    app.include_router(read_model_router(settings))
+    app.include_router(read_model_router(settings), dependencies=[allow(settings.api, *ANYONE)])
+    app.include_router(replay_router(settings), dependencies=[allow(settings.api, *AUDIT)])
+    app.include_router(catalog_router(settings), dependencies=[allow(settings.api, *ANYONE)])
+    app.include_router(history_router(settings), dependencies=[allow(settings.api, *AUDIT)])
+    operate = [allow(settings.api, *OPERATE)]  # every route but /health/* has a role (hub/api/access.py)
 
     @app.get("/health/live")
     def live() -> dict[str, str]:
@@ -142,18 +150,22 @@ def create_app(settings: Settings, *, sampler: Sampler | None = None, background
         body = {"ready": not down, "down": down, "components": [c.to_dict() for c in components]}
         return JSONResponse(body, status_code=503 if down else 200)
 
-    @app.get("/lag")
-    def lag(group: list[str] | None = Query(default=None)) -> dict[str, Any]:
-        """Every group's (or the named groups') lag per partition and Burrow status."""
+    @app.get("/lag", dependencies=operate)
+    def lag(
+        response: Response, group: list[str] | None = Query(default=None), summary: bool = False
+    ) -> dict[str, Any]:
+        """Every group's (or the named groups') lag per partition and Burrow status
+        (``summary=true``: one line per group, no partitions)."""
         report = _report(state, group)
-        return report.to_dict(group)
+        response.headers[CLUSTER_HEADER] = settings.kafka.bootstrap_servers  # `unsilo lag` checks it
+        return report.to_dict(group, partitions=not summary)
 
-    @app.get("/lag/{group}")
+    @app.get("/lag/{group}", dependencies=operate)
     def lag_of(group: str) -> dict[str, Any]:
         """One group's lag per partition and Burrow status; 404 when the group is unknown."""
         return _report(state, [group]).groups[group].to_dict()
 
-    @app.get("/status")
+    @app.get("/status", dependencies=operate)
     def status() -> dict[str, Any]:
         """The dashboard's data: components, sources, groups, capture, read models, DLQs, alerts."""
         snap = state.current()
@@ -163,18 +175,18 @@ def create_app(settings: Settings, *, sampler: Sampler | None = None, background
         body["interval_s"] = settings.api.lag_interval_s
         return body
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=operate)
     def metrics() -> Response:
         """Prometheus text format: kafka-lag-exporter's names plus the hub's metrics."""
         state.current()
         return Response(state.renderer.scrape(allow_previous=state.running), media_type=CONTENT_TYPE)
 
-    @app.get("/dashboard", response_class=HTMLResponse)
+    @app.get("/dashboard", response_class=HTMLResponse, dependencies=operate)
     def dashboard() -> HTMLResponse:
         """The live dashboard: one self-contained page, no external assets."""
         return HTMLResponse(files("hub.api").joinpath("dashboard.html").read_text(encoding="utf-8"))
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, dependencies=operate)
     def root() -> RedirectResponse:
         return RedirectResponse("/dashboard")
 

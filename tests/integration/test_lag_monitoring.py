@@ -268,3 +268,38 @@ def test_webhook_gets_one_alert_when_a_group_stops(
     mine = [b for b in _Hook.received if b["subject"] == f"group:{group}"]
     assert [b["status"] for b in mine] == ["STOP"] == [b["status"] for b in first]
     assert mine[0]["state"] == "firing" and group in mine[0]["text"]
+
+
+def test_lag_command_asks_the_running_api(
+    settings: Settings, stopped_group: tuple[str, str], tmp_path: Path
+) -> None:
+    """With `unsilo api` running, `unsilo lag` shows the API's latest report (no Kafka reads of its
+    own); an unknown group still exits 2; --direct samples Kafka from the command itself."""
+    topic, group = stopped_group
+    (port,) = free_ports(1)
+    config = write_config(fast(settings, port=port), tmp_path / "unsilo.yaml")
+    api = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "-c", str(config), "api"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: group in unsilo(config, "lag").stdout and "from the API" in unsilo(config, "lag").stdout,
+            timeout_s=60,
+            what="the API to answer with the group",
+        )
+        via_api = unsilo(config, "lag", group, "--json")
+        missing = unsilo(config, "lag", unique("nosuch"))
+        direct = unsilo(config, "lag", group, "--direct")
+    finally:
+        api.terminate()
+        api.wait(30)
+
+    body = json.loads(via_api.stdout)
+    assert body["source"] == f"http://127.0.0.1:{port}"
+    partition = body["groups"][0]["partitions"][0]
+    assert (partition["topic"], partition["committed_offset"], partition["lag"]) == (topic, 5, 15)
+    assert missing.returncode == 2 and "unknown consumer group" in missing.stderr
+    assert direct.returncode == 0 and group in direct.stdout and "from the API" not in direct.stdout

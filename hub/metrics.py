@@ -223,7 +223,14 @@ class HubCollector(Collector):
         dlq = _gauge("unsilo_dead_letter_records", "Records in a dead-letter or quarantine topic.", ["topic"])
         for topic, count in sorted(snap.dead_letters.items()):
             dlq.add_metric([topic], float(count))
-        yield from (capture, age, rows, table_status, behind, fresh, model_status, dlq)
+        risk = _gauge(
+            "unsilo_topic_retention_risk",
+            "1 when the topic's retention or compaction would delete history replay and audit need.",
+            ["topic"],
+        )
+        for topic, value in (snap.retention.gauge() if snap.retention else {}).items():
+            risk.add_metric([topic], float(value))
+        yield from (capture, age, rows, table_status, behind, fresh, model_status, dlq, risk)
 
 
 def partition_labels(cluster: str, group: str, p: PartitionLag) -> list[str]:

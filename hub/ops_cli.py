@@ -189,6 +189,9 @@ def print_status(snap: Snapshot) -> None:
         for f in snap.freshness:
             fresh.add_row(f.read_model, _mark(f.status), f"{f.behind:,}", _num(f.age_s))
         console.print(fresh)
+    if snap.retention is not None:
+        check = snap.retention
+        console.print(f"retention: {_mark(check.status)} {check.summary()}", highlight=False)
     if snap.dead_letters:
         dlq = Table("topic", "records", title="dead letters")
         for topic, count in sorted(snap.dead_letters.items()):

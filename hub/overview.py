@@ -20,9 +20,11 @@ from hub.lag import LagReport
 from hub.lag_monitor import LagMonitor, now_ms
 from hub.lag_source import LagSource
 from hub.pipeline import CaptureLag, Freshness, PipelineReader
+from hub.retention_guard import RetentionCheck, check_retention
 from hub.status import SourceStatus, load_statuses
 
 log = structlog.get_logger(__name__)
+RETENTION_EVERY_S = 60.0
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Snapshot:
     capture: list[CaptureLag] = field(default_factory=list)
     freshness: list[Freshness] = field(default_factory=list)
     dead_letters: dict[str, int] = field(default_factory=dict)
+    retention: RetentionCheck | None = None  # history topics whose config would delete history
     errors: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
@@ -52,8 +55,19 @@ class Snapshot:
             "capture": [c.to_dict() for c in self.capture],
             "read_models": [f.to_dict() for f in self.freshness],
             "dead_letters": [{"topic": t, "records": n} for t, n in sorted(self.dead_letters.items())],
+            "retention": _retention_dict(self.retention),
             "errors": list(self.errors),
         }
+
+
+def _retention_dict(check: RetentionCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {
+        "status": check.status,
+        "summary": check.summary(),
+        "findings": [f.to_dict() for f in check.findings],
+    }
 
 
 def _source_dict(status: SourceStatus) -> dict[str, Any]:
@@ -70,6 +84,7 @@ class Observer:
         self.source = LagSource(settings.kafka, timeout_s=max(2.0, settings.api.check_timeout_s * 2))
         self.monitor = monitor or LagMonitor(settings, source=self.source)
         self.pipeline = PipelineReader(settings, self.source, self.monitor)
+        self._retention: tuple[float, RetentionCheck] | None = None
 
     def snapshot(self, *, lag: bool = True) -> Snapshot:
         started = time.monotonic()
@@ -97,8 +112,17 @@ class Observer:
         )
         snap.freshness = self._part(snap, "read-model freshness", self.pipeline.freshness) or []
         snap.dead_letters = self._part(snap, "dead letters", lambda: self.pipeline.dead_letters(topics)) or {}
+        snap.retention = self._part(snap, "retention", self._retention_check)
         snap.duration_ms = _ms(started)
         return snap
+
+    def _retention_check(self) -> RetentionCheck:
+        """The retention guard's findings, read at most every RETENTION_EVERY_S (topic configs
+        change rarely; the API samples every second)."""
+        now = time.monotonic()
+        if self._retention is None or now - self._retention[0] >= RETENTION_EVERY_S:
+            self._retention = (now, check_retention(self.settings))
+        return self._retention[1]
 
     @staticmethod
     def _part(snap: Snapshot, what: str, read: Any) -> Any:

@@ -271,3 +271,25 @@ def test_a_topic_deleted_while_the_catalog_is_built_is_left_out(captured: Captur
 
     assert sorted(ranges) == [(captured.topic, p) for p in range(3)]
     assert list(configs) == [captured.topic]
+
+
+def test_retention_risk_shows_in_status_and_metrics(captured: Captured, short_lived_topic: str) -> None:
+    """`unsilo status` says WARN naming the topic; /metrics has unsilo_topic_retention_risk 1 for it."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from hub.metrics import HubCollector
+    from hub.overview import Observer
+
+    observer = Observer(captured.settings)
+    try:
+        snap = observer.snapshot(lag=False)
+    finally:
+        observer.close()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(lambda: snap, "test"))
+    metrics = generate_latest(registry).decode()
+
+    status = snap.to_dict()["retention"]
+    assert status["status"] == "WARN" and short_lived_topic in status["summary"]
+    assert f'unsilo_topic_retention_risk{{topic="{short_lived_topic}"}} 1.0' in metrics
+    assert f'unsilo_topic_retention_risk{{topic="{captured.topic}"}} 0.0' in metrics

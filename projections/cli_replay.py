@@ -35,6 +35,7 @@ def replay(
 
     settings = ctx.obj.settings
     request = prepare(settings, read_model, as_of, into, replace=replace)
+    cuts = request.cut()
     with Progress(
         TextColumn(f"replay {read_model} as of {iso(request.as_of_ms)}"),
         BarColumn(),
@@ -44,14 +45,14 @@ def replay(
         console=Console(stderr=True),
     ) as bars:
         task = bars.add_task(read_model, total=None)
-        result = request.run(progress=lambda n, total: bars.update(task, completed=n, total=total))
+        result = request.run(lambda n, total: bars.update(task, completed=n, total=total), cuts)
     console = Console()
     console.print(
         f"{read_model} as of {iso(result.as_of_ms)} replayed into {result.into}: "
         f"{result.applied} events applied, {result.skipped} skipped as committed in the source after "
         f"the instant"
     )
-    cuts = Table("topic", "partition", "cut offset (first left out)", title="per-partition cut")
+    table = Table("topic", "partition", "cut offset (first left out)", title="per-partition cut")
     for (topic, partition), offset in sorted(result.cuts.items()):
-        cuts.add_row(topic, str(partition), str(offset))
-    console.print(cuts)
+        table.add_row(topic, str(partition), str(offset))
+    console.print(table)

@@ -147,11 +147,17 @@ class PointInTimeReplay:
     into: str
     replace: bool = False
 
-    def run(self, progress: Progress | None = None) -> ReplayResult:
+    def cut(self) -> dict[Partition, int]:
+        """The exclusive end offset of every input partition (refusing T before the log)."""
         topics = self.model.topics(self.settings)
         if not topics:
             raise ConfigError(f"no topic feeds {self.model.name} yet", hint="start a connector first")
-        cuts = cut_offsets(self.settings, topics, self.as_of_ms)
+        return cut_offsets(self.settings, topics, self.as_of_ms)
+
+    def run(self, progress: Progress | None = None, cuts: dict[Partition, int] | None = None) -> ReplayResult:
+        """Replay up to ``cuts`` (default: :meth:`cut`) into the target."""
+        cuts = cuts if cuts is not None else self.cut()
+        topics = sorted({topic for topic, _ in cuts})
         engine = open_target(self.into, self.settings.read_store.url, replace=self.replace)
         try:
             builder = AsOfFilter(self.model.builder(engine, self.model.name, ""), self.as_of_ms)

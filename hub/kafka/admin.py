@@ -23,7 +23,7 @@ class KafkaAdmin:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self.errors = ErrorWatch(settings.security_protocol)
-        config: dict[str, Any] = {**settings.client_config(), "logger": self.errors.logger()}
+        config: dict[str, Any] = {**settings.client_config(), "error_cb": self.errors}
         self.client = AdminClient(config)
 
     def ensure_reachable(self, timeout_s: float = 10.0) -> None:
@@ -31,7 +31,7 @@ class KafkaAdmin:
         try:
             metadata = self.client.list_topics(timeout=timeout_s)
         except KafkaException as exc:
-            self.client.poll(0)  # serves the logger: an authentication failure shows only there
+            self.client.poll(0)  # serves error_cb: a refused login shows only there
             self.errors.raise_refusal(self.settings.bootstrap_servers)
             raise unavailable(self.settings.bootstrap_servers, "metadata request timed out") from exc
         if not metadata.brokers:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import re
+import socket
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -41,9 +40,6 @@ _DENIED = {
     KafkaError.DELEGATION_TOKEN_AUTHORIZATION_FAILED,
 }
 _REFUSED = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
-# librdkafka's words for a broker that closes a new connection before answering anything:
-# a client speaking PLAINTEXT to a SASL or SSL listener.
-_CLOSED_AT_ONCE = re.compile(r"connection closed by peer: .*\(after \d{1,3}ms in state UP\)")
 AUTH_HINT = (
     "check kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password "
     "(UNSILO_KAFKA__SASL_PASSWORD) against the broker's listener"
@@ -71,44 +67,48 @@ def refused(bootstrap: str, detail: str) -> AuthenticationError:
     )
 
 
-class ErrorWatch(logging.Handler):
-    """Notes the last authentication problem librdkafka reported, if any.
+class ErrorWatch:
+    """An ``error_cb`` noting what librdkafka reported while a call failed (served on ``poll``).
 
-    Such problems reach the application only as log lines (``SASL authentication error``,
-    or a broker closing each connection at once: a PLAINTEXT client on a SASL or SSL
-    listener); the call that failed just times out, which would read as "no broker
-    answered". :meth:`logger` gives the ``logger`` client setting (served on ``poll``);
-    the lines still propagate to the ``librdkafka`` logger.
+    A refused login reaches the application only there: the call that failed just times
+    out, which would read as "no broker answered". A broker that accepts TCP connections
+    and closes them at once (a PLAINTEXT client on a SASL or SSL listener) shows only as
+    "all brokers down": :meth:`raise_refusal` then checks whether the port answers.
     """
 
     def __init__(self, security_protocol: str) -> None:
-        super().__init__()
         self.plaintext = security_protocol.upper() == "PLAINTEXT"
         self.refusal: str | None = None
+        self.all_down = False
 
-    def logger(self) -> logging.Logger:
-        logger = logging.Logger("librdkafka.client")
-        logger.parent = logging.getLogger("librdkafka")
-        logger.addHandler(self)
-        return logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = record.getMessage()
-        wrong_protocol = self.plaintext and _CLOSED_AT_ONCE.search(line) is not None
-        if "SASL authentication error" in line or wrong_protocol:
-            self.refusal = line.rpartition("]: ")[2] or line
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in _REFUSED:
+            self.refusal = error.str()
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.all_down = True
 
     def raise_refusal(self, bootstrap: str) -> None:
-        """Raise AuthenticationError when a refusal was seen."""
-        if self.refusal is None:
-            return
-        if _CLOSED_AT_ONCE.search(self.refusal):
-            raise AuthenticationError(
-                f"the Kafka broker at {bootstrap} closes every connection at once: it expects another "
-                "security protocol than PLAINTEXT (SASL or SSL?)",
+        """Raise the refusal seen, if any: AuthenticationError, or a protocol mismatch."""
+        if self.refusal is not None:
+            raise refused(bootstrap, self.refusal)
+        if self.plaintext and self.all_down and _port_answers(bootstrap):
+            raise LogUnavailableError(
+                f"the Kafka broker at {bootstrap} accepts connections but closes them at once: it "
+                "expects another security protocol than PLAINTEXT (SASL or SSL?)",
                 hint=AUTH_HINT,
             )
-        raise refused(bootstrap, self.refusal)
+
+
+def _port_answers(bootstrap: str) -> bool:
+    """True when a TCP connection to one of the ``host:port`` addresses is accepted."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def translate(error: KafkaError | KafkaException | None, bootstrap: str, what: str) -> LogError:

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from connectors.runner import ConnectorRunner
 from hub.config import KafkaSettings, LocalSettings, Settings
-from hub.errors import AuthenticationError, AuthorizationError
+from hub.errors import AuthenticationError, AuthorizationError, LogUnavailableError
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.topics import raw_topic
 from hub.local.kafka import LocalKafka
@@ -121,11 +121,11 @@ def test_hub_principal_captures_a_table_through_sasl_and_acls(
 
 
 def test_client_without_credentials_is_refused_with_a_clear_error(broker: SaslKafka, tmp_path: Path) -> None:
-    """PLAINTEXT on the SASL port and a wrong password are refused, each saying what to check;
-    `unsilo validate` prints it without a traceback and exits 2."""
+    """PLAINTEXT on the SASL port and a wrong password are refused, each saying what to check
+    (a wrong password is not retried); `unsilo validate` prints it without a traceback."""
     wrong = ScramUser(HUB.name, "not-the-password")
 
-    with pytest.raises(AuthenticationError) as plaintext:
+    with pytest.raises(LogUnavailableError) as plaintext:
         KafkaAdmin(kafka_settings(broker, None)).ensure_reachable(timeout_s=5)
     with pytest.raises(AuthenticationError) as bad_password:
         KafkaAdmin(kafka_settings(broker, wrong)).ensure_reachable(timeout_s=5)
@@ -138,7 +138,8 @@ def test_client_without_credentials_is_refused_with_a_clear_error(broker: SaslKa
     assert "security protocol" in plaintext.value.message
     assert "SASL authentication error" in bad_password.value.message
     assert "kafka.sasl_password" in (bad_password.value.hint or "")
-    assert validate.returncode == 2 and "security protocol" in validate.stderr
+    assert "kafka.security_protocol" in (plaintext.value.hint or "")
+    assert validate.returncode == 1 and "security protocol" in validate.stderr
     assert "Traceback" not in validate.stderr
 
 

@@ -27,6 +27,9 @@ def check_sources(settings: Settings) -> list[CheckResult]:
         try:
             connector = create_connector(source)
             check = getattr(connector, "check", None)
+            describe = getattr(connector, "describe_tables", None)  # connects and reads the tables
+            if check is None and describe is not None:
+                describe()
             problems: list[Problem] = check() if check is not None else []
         except UnsiloError as exc:
             results.append(CheckResult(f"source {source.name}", False, exc.message, exc.hint))

@@ -147,10 +147,19 @@ def engine_url(settings: SourceSettings) -> URL:
     return url
 
 
+# What drivers say when the server refuses the login: retrying cannot help (psycopg2, PyMySQL).
+_REFUSED = ("password authentication failed", "no password supplied", "Access denied for user")
+
+
 def translate(exc: SQLAlchemyError, source: str) -> UnsiloError:
     """A database error as the hub's: unreachable or locked is retriable, anything else is not."""
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)):
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        if any(words in str(reason) for words in _REFUSED):
+            return ConfigError(
+                f"source {source}: the database refused the login: {str(reason).strip()}",
+                hint="check the user in the source's url and its password (the source's password setting)",
+            )
         return SourceUnavailableError(f"source {source}: the database did not answer: {reason}")
     if isinstance(exc, DBAPIError):
         return SourceError(f"source {source}: query failed: {type(exc.orig).__name__}: {exc.orig}")

@@ -21,6 +21,7 @@ from rich.table import Table
 from hub.config import Settings, load_settings
 from hub.errors import UnsiloError
 from hub.logs import configure_logging
+from hub.redact import without_password
 
 app = typer.Typer(
     name="unsilo",
@@ -119,7 +120,7 @@ def validate(ctx: typer.Context) -> None:
     KafkaAdmin(settings.kafka).ensure_reachable()
     console.print(f"[green]ok[/]   broker {settings.kafka.bootstrap_servers}")
     ConfluentRegistry(settings.registry).subjects()
-    console.print(f"[green]ok[/]   registry {settings.registry.url}")
+    console.print(f"[green]ok[/]   registry {without_password(settings.registry.url)}")
     failed = 0
     for entry in entry_points(group="unsilo.checks"):
         for result in entry.load()(settings):

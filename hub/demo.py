@@ -29,6 +29,7 @@ from hub.config import Settings
 from hub.errors import ConfigError, ServiceError
 from hub.estate import SYSTEMS, TABLES, WorkloadSimulator, create_estate
 from hub.estate.checks import Check, check_read_models
+from hub.redact import without_password
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +108,8 @@ def run_demo(
     config = demo_config(settings, workdir, urls, read_url)
     api = f"http://{settings.api.host}:{settings.api.port}"
     console.print(
-        f"[bold]broker[/] {settings.kafka.bootstrap_servers}   [bold]registry[/] {settings.registry.url}"
+        f"[bold]broker[/] {settings.kafka.bootstrap_servers}   "
+        f"[bold]registry[/] {without_password(settings.registry.url)}"
     )
     shown = make_url(estate).render_as_string() if estate else where  # no password on screen
     console.print(f"[bold]legacy estate[/] {shown} (finance, hr, sales databases)")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hub.config import Settings
 from hub.lag_source import quiet_config
+from hub.redact import without_password
 from hub.sql_urls import engine_url
 
 
@@ -53,7 +54,7 @@ def check_broker(settings: Settings, admin: AdminClient | None = None) -> Compon
 
 
 def check_registry(settings: Settings) -> Component:
-    address = settings.registry.url
+    address = without_password(settings.registry.url)
     auth = None
     if settings.registry.username and settings.registry.password is not None:
         auth = (settings.registry.username, settings.registry.password.get_secret_value())

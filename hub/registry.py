@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from hub.config import RegistrySettings
 from hub.errors import IncompatibleSchemaError, RegistryUnavailableError, SchemaError
+from hub.redact import without_password
 
 _HINT_START = "start the local one with `unsilo up`, or set registry.url / UNSILO_REGISTRY__URL"
 
@@ -50,7 +51,7 @@ class ConfluentRegistry:
     """A :class:`SchemaRegistry` over any Confluent-compatible REST endpoint."""
 
     def __init__(self, settings: RegistrySettings) -> None:
-        self.url = settings.url
+        self.url = without_password(settings.url)  # for messages
         # a timeout: a registry that accepts a request and never answers must not hang a connector
         config: dict[str, Any] = {"url": settings.url, "timeout": 30}
         if settings.username and settings.password is not None:

@@ -163,16 +163,7 @@ class TableSchema:
         """
         if values is None:
             return None
-        if premasked:
-            return {
-                avro: self._convert(name, convert, premasked)(values.get(name))
-                for name, avro, convert, _ in self._converters
-            }
-        get = values.get
-        return {
-            avro: value if type(value := get(name)) is plain else convert(value)
-            for name, avro, convert, plain in self._converters
-        }
+        return self._apply(self._converters, values, premasked)
 
     def masked(self, values: dict[str, Any] | None) -> dict[str, Any] | None:
         """``values`` with this table's masks applied (dropped columns left out), by source
@@ -183,6 +174,24 @@ class TableSchema:
             name: self._maskers[name](value) if name in self._maskers else value
             for name, value in values.items()
             if self.masks.get(name) != "drop"
+        }
+
+    def _apply(
+        self,
+        converters: list[tuple[str, str, Converter, type | None]],
+        values: dict[str, Any],
+        premasked: Collection[str],
+    ) -> dict[str, Any]:
+        """{avro name: Avro datum}: values already of their plain type pass as they are."""
+        if premasked:
+            return {
+                avro: self._convert(name, convert, premasked)(values.get(name))
+                for name, avro, convert, _ in converters
+            }
+        get = values.get
+        return {
+            avro: value if type(value := get(name)) is plain else convert(value)
+            for name, avro, convert, plain in converters
         }
 
     def _convert(self, name: str, convert: Converter, premasked: Collection[str]) -> Converter:
@@ -212,16 +221,7 @@ class TableSchema:
             row = self.row(values, premasked) or {}
             text = json.dumps(row, sort_keys=True, default=_canonical)
             return {ROW_HASH_FIELD: hashlib.sha256(text.encode("utf-8")).hexdigest()}
-        if premasked:
-            return {
-                avro: self._convert(name, convert, premasked)(values.get(name))
-                for name, avro, convert, _ in self._key_converters
-            }
-        get = values.get
-        return {
-            avro: value if type(value := get(name)) is plain else convert(value)
-            for name, avro, convert, plain in self._key_converters
-        }
+        return self._apply(self._key_converters, values, premasked)
 
 
 def _as_masked(value: Any) -> str | None:

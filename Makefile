@@ -1,8 +1,9 @@
 # One entry point for the common tasks. `make demo` and `make test` are the README's commands.
 PYTHON ?= python3
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install deps services demo test test-unit test-integration lint format bench up down clean
+.PHONY: install deps services demo test test-unit test-integration lint format bench bench-quick bench-foundation up down clean
 
 install:            ## install Unsilo and its test/dev tools into the current Python
 	$(PYTHON) -m pip install -q -e '.[test,dev]'
@@ -31,7 +32,13 @@ format:
 	ruff format .
 	ruff check --fix .
 
-bench: services     ## foundation benchmark; writes benchmarks/results/foundation.json
+bench: services     ## Unsilo vs Debezium (~45 min); writes benchmarks/results/versus_debezium.{json,md}
+	$(PYTHON) -m benchmarks.versus_debezium --rerun-unsilo-only $(BENCH_ARGS)
+
+bench-quick: services  ## the same, 50,000 rows and 20 s per rate (~15 min)
+	$(PYTHON) -m benchmarks.versus_debezium --quick $(BENCH_ARGS)
+
+bench-foundation: services  ## cold `unsilo up` and SQLite snapshot; writes benchmarks/results/foundation.json
 	$(PYTHON) -m benchmarks.foundation
 
 up:

@@ -9,6 +9,8 @@ the letter in one transaction.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from connectors.base import Change
 from connectors.dead_letters import read_body
 from connectors.offsets import load_position
@@ -19,7 +21,7 @@ from hub.envelope import TableSchema
 from hub.errors import SourceDataError
 
 
-def replayer_for(settings: Settings, stage: str) -> SourceReplayer | None:
+def replayer_for(settings: Settings, stage: str, mappings: Path | None = None) -> SourceReplayer | None:
     """The replayer of the source named ``stage``; None for other stages."""
     for source in settings.sources:
         if source.name == stage:

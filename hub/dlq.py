@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -120,7 +121,8 @@ class Replayer(Protocol):
     def close(self) -> None: ...
 
 
-ReplayerFactory = Callable[[Settings, str], Replayer | None]
+# (settings, stage, mapping file of the canonical layer) -> the stage's replayer, or None
+ReplayerFactory = Callable[[Settings, str, Path | None], Replayer | None]
 
 
 @dataclass
@@ -176,16 +178,16 @@ def list_letters(settings: KafkaSettings, stage: str | None = None) -> list[List
     return listings
 
 
-def load_replayer(settings: Settings, stage: str) -> Replayer:
+def load_replayer(settings: Settings, stage: str, mappings: Path | None = None) -> Replayer:
     """The replayer a plugin offers for ``stage``; a ConfigError when none does."""
     for entry in entry_points(group="unsilo.dlq_replayers"):
         factory: ReplayerFactory = entry.load()
-        found = factory(settings, stage)
+        found = factory(settings, stage, mappings)
         if found is not None:
             return found
     raise ConfigError(
         f"no way to replay the dead letters of {stage!r}",
-        hint="replay names a source of unsilo.yaml (--stage <source>)",
+        hint="--stage names a source of unsilo.yaml, or canonical[.<namespace>]",
     )
 
 
@@ -195,7 +197,7 @@ def replay(
     """Replay ``stage``'s letters not replayed yet (only ``offsets`` when given), each exactly once."""
     topic = dlq_topic(stage)
     KafkaAdmin(settings.kafka).ensure_topics([spec_for(DLQ_REPLAYED_TOPIC)])
-    producer = TransactionalProducer(settings.kafka, f"unsilo-dlq-replay-{stage}")
+    producer = TransactionalProducer(settings.kafka, f"unsilo-dlq-replay-{stage}", audit=settings.audit)
     try:
         producer.init()  # fences a replay still running; aborts what a crashed one left open
         marks = read_marks(settings.kafka)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,9 +72,12 @@ def list_command(
 @dlq_app.command("replay")
 def replay_command(
     ctx: typer.Context,
-    stage: Annotated[str, typer.Option("--stage", help="the source whose dead letters to replay")],
+    stage: Annotated[str, typer.Option("--stage", help="a source name, or canonical[.<namespace>]")],
     offsets: Annotated[
         list[int] | None, typer.Option("--offset", help="only this letter (repeatable); default: all")
+    ] = None,
+    mappings: Annotated[
+        Path | None, typer.Option("--mappings", help="canonical: the mapping file (default: the demo's)")
     ] = None,
 ) -> None:
     """Deliver each dead letter not replayed yet, encoded with the current config, exactly once.
@@ -81,7 +85,7 @@ def replay_command(
     Exit status 1 when a letter still fails (it stays in the DLQ with the new reason).
     """
     settings = ctx.obj.settings
-    replayer = load_replayer(settings, stage)
+    replayer = load_replayer(settings, stage, mappings)
     try:
         outcomes = replay(settings, stage, replayer, set(offsets) if offsets else None)
     finally:

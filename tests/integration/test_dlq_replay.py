@@ -115,3 +115,76 @@ def test_row_above_the_broker_limit_is_dead_lettered_and_capture_goes_on(
     assert len(dead[0].value() or b"") < 10_000
     replayed = unsilo(write_config(configured, tmp_path / "u.yaml"), "dlq", "replay", "--stage", name)
     assert replayed.returncode == 1 and f"unsilo snapshot {name}.emp" in replayed.stdout
+
+
+EMPLOYEE_MAPPING = """
+version: 1
+systems:
+  {system}: {{prefix: hr}}
+mappings:
+  - entity: Employee
+    system: {system}
+    table: EMP
+    key: [EMPNO]
+    fields:
+      employee_no: {{column: EMPNO, convert: int}}
+      name: {{column: ENAME, convert: [strip, title]}}
+      job: {{column: JOB, convert: [strip, upper]}}
+      manager_key: {{ref: [MGR]}}
+      hire_date: {hire_date}
+      salary: {{column: SAL, convert: decimal}}
+      department_key: {{ref: [DEPTNO]}}
+      email: {{column: EMAIL, convert: [strip, lower, blank_as_null]}}
+"""
+
+
+def test_unmappable_event_is_replayed_once_after_the_mapping_is_fixed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A HIREDATE of 20230229 fails the Employee mapping and is dead-lettered; after the mapping
+    is changed, `dlq replay --stage canonical.<ns>` delivers it once to the Employee topic."""
+    from projections.canonical.contract import CanonicalTopics
+    from projections.cli_canonical import run_canonical
+
+    db = tmp_path / "hr.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE EMP (EMPNO INTEGER PRIMARY KEY, ENAME TEXT, JOB TEXT, MGR INTEGER, HIREDATE TEXT, "
+        "SAL TEXT, DEPTNO INTEGER, EMAIL TEXT)"
+    )
+    conn.execute("INSERT INTO EMP VALUES (7839, 'king', 'president', NULL, '19811117', '5000.00', 10, NULL)")
+    conn.execute("INSERT INTO EMP VALUES (7900, 'james', 'clerk', 7839, '20230229', '950.00', 30, NULL)")
+    conn.commit()
+    conn.close()
+    system, namespace = unique("hr"), unique("c")
+    source = SourceSettings(name=unique("hrsrc"), system=system, kind="sqlite", url=str(db), tables=["EMP"])
+    configured = settings.model_copy(update={"sources": [source]})
+    strict = tmp_path / "mappings.yaml"
+    strict.write_text(
+        EMPLOYEE_MAPPING.format(system=system, hire_date="{column: HIREDATE, convert: yyyymmdd}")
+    )
+    ConnectorRunner(configured, source).run(until_idle=True)
+    run_canonical(configured, mappings=strict, namespace=namespace, until_idle=True, max_seconds=120)
+    topics = CanonicalTopics(namespace)
+    stage = f"canonical.{namespace}"
+    config = write_config(configured, tmp_path / "unsilo.yaml")
+    lenient = tmp_path / "fixed.yaml"  # unknown hire dates become the company's founding day
+    lenient.write_text(EMPLOYEE_MAPPING.format(system=system, hire_date="{value: 1977-06-16}"))
+
+    def employees() -> list[str]:
+        serde = AvroSerde(ConfluentRegistry(settings.registry))
+        return [
+            serde.decode(m.key())["key"] for m in topic_messages(settings.kafka, topics.entity("Employee"))
+        ]
+
+    assert employees() == ["hr:7839"]
+    unfixed = unsilo(config, "dlq", "replay", "--stage", stage, "--mappings", str(strict))
+    first = unsilo(config, "dlq", "replay", "--stage", stage, "--mappings", str(lenient))
+    second = unsilo(config, "dlq", "replay", "--stage", stage, "--mappings", str(lenient))
+    listed = json.loads(unsilo(config, "dlq", "list", "--stage", stage, "--json").stdout)[topics.dlq]
+
+    assert unfixed.returncode == 1 and "20230229" in unfixed.stdout, unfixed.stdout + unfixed.stderr
+    assert first.returncode == 0 and "1 replayed" in first.stdout, first.stdout + first.stderr
+    assert second.returncode == 0 and "0 replayed, 0 still failing, 1 done before" in second.stdout
+    assert employees() == ["hr:7839", "hr:7900"]
+    assert [(d["table"], d["replay"]) for d in listed] == [(f"{system}.EMP->Employee", "replayed")]

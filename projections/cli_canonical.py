@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from hub.config import Settings
+from hub.errors import UnsiloError
 from projections.canonical.contract import CanonicalTopics
 
 log = structlog.get_logger(__name__)
@@ -41,8 +42,19 @@ def run_canonical(
     from projections.identity.app import prepare as prepare_identity
 
     topics = CanonicalTopics(namespace)
-    canonical = prepare_canonical(settings, mappings, topics, batch_size=batch_size)
-    identity = prepare_identity(settings, topics, batch_size=batch_size)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    backoff = 0.5
+    while True:  # started while the broker or the registry is away (restarting): wait for it
+        try:
+            canonical = prepare_canonical(settings, mappings, topics, batch_size=batch_size)
+            identity = prepare_identity(settings, topics, batch_size=batch_size)
+            break
+        except UnsiloError as exc:
+            if not exc.retriable or (deadline is not None and time.monotonic() + backoff > deadline):
+                raise
+            log.warning("canonicalize_waiting", error=exc.message, backoff_s=backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -51,7 +63,6 @@ def run_canonical(
         log.info("canonicalize_stopping", signal=signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     try:
         busy = 0
         while not stopping and (deadline is None or time.monotonic() < deadline):

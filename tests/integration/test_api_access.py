@@ -148,7 +148,8 @@ def test_every_route_admits_exactly_its_roles(
 
     assert open_probe.status_code == 200
     assert {path for _, path in routes} >= {path for _, path in POLICY} - CATALOG  # real routes
-    seen = [a.text + str(a.headers) for a in answers] + [capfd.readouterr().out, capfd.readouterr().err]
+    captured = capfd.readouterr()
+    seen = [a.text + str(a.headers) for a in answers] + [captured.out, captured.err]
     seen += [record.getMessage() for record in caplog.records]
     for token in issued.values():
         assert all(token not in text for text in seen)

@@ -254,7 +254,10 @@ def test_replay_as_of_t_gives_the_rows_the_live_mirror_had_at_t(settings: Settin
     assert replayed.returncode == 0, replayed.stderr[-3000:]
     pit_offsets = query(pit_db, 'SELECT topic, "partition", "offset" FROM unsilo_projection_positions')
     assert {(t, p): o for t, p, o in pit_offsets} == applied, replayed.stdout
-    assert query(pit_db, f"SELECT * FROM {table} ORDER BY id") == rows
+    replayed_rows = query(pit_db, f"SELECT * FROM {table} ORDER BY id")
+    # Same offsets applied (asserted above) yet other rows would mean the live mirror diverged
+    # from its own log (an event it recorded as applied but did not apply), not a wrong cut.
+    assert replayed_rows == rows, sorted(set(replayed_rows) ^ set(rows))[:10]
     assert len(rows) > 100
     summary = " ".join(replayed.stdout.split())
     assert "0 skipped" in summary and f"as of {iso(as_of)}" in summary

@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.dlq import Outcome, describe, letter_values, list_letters, load_replayer, replay
+from hub.dlq import Outcome, describe, dlq_topics, letter_values, list_letters, load_replayer, replay
+from hub.kafka.topics import dlq_topic
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 dlq_app = typer.Typer(
@@ -72,9 +73,15 @@ def list_command(
 @dlq_app.command("replay")
 def replay_command(
     ctx: typer.Context,
-    stage: Annotated[str, typer.Option("--stage", help="a source name, or canonical[.<namespace>]")],
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage", help="a source name, or canonical[.<namespace>]; default: every source of the config"
+        ),
+    ] = None,
     offsets: Annotated[
-        list[int] | None, typer.Option("--offset", help="only this letter (repeatable); default: all")
+        list[int] | None,
+        typer.Option("--offset", help="only this letter of --stage (repeatable); default: all"),
     ] = None,
     mappings: Annotated[
         Path | None, typer.Option("--mappings", help="canonical: the mapping file (default: the demo's)")
@@ -84,12 +91,23 @@ def replay_command(
 
     Exit status 1 when a letter still fails (it stays in the DLQ with the new reason).
     """
+    from hub.errors import ConfigError
+
     settings = ctx.obj.settings
-    replayer = load_replayer(settings, stage, mappings)
-    try:
-        outcomes = replay(settings, stage, replayer, set(offsets) if offsets else None)
-    finally:
-        replayer.close()
+    if offsets and stage is None:
+        raise ConfigError("--offset names letters of one DLQ", hint="add --stage <source> (or canonical)")
+    if stage is not None:
+        stages = [stage]
+    else:  # the DLQs of this config's sources (canonical needs its mapping file: --stage canonical)
+        existing = set(dlq_topics(settings.kafka))
+        stages = [source.name for source in settings.sources if dlq_topic(source.name) in existing]
+    outcomes: list[Outcome] = []
+    for name in stages:
+        replayer = load_replayer(settings, name, mappings)
+        try:
+            outcomes += replay(settings, name, replayer, set(offsets) if offsets else None)
+        finally:
+            replayer.close()
     for outcome in outcomes:
         console.print(_line(outcome), highlight=False)
     replayed = sum(o.result == "replayed" for o in outcomes)
@@ -103,7 +121,7 @@ def replay_command(
 
 def _line(outcome: Outcome) -> str:
     letter = outcome.letter
-    where = f"offset {letter.offset} ({letter.table} @ {letter.position})"
+    where = f"{letter.stage} offset {letter.offset} ({letter.table} @ {letter.position})"
     if outcome.result == "failed":
         hint = f"\n    hint: {outcome.hint}" if outcome.hint else ""
         return f"failed   {where}: {outcome.error}{hint}"

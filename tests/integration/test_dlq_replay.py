@@ -65,7 +65,7 @@ def test_fixed_dead_letter_is_replayed_exactly_once(settings: Settings, tmp_path
     fixed_source = source.model_copy(update={"tables": [TableSettings(name="emp", mask={"hired": "drop"})]})
     fixed = write_config(settings.model_copy(update={"sources": [fixed_source]}), tmp_path / "fixed.yaml")
     first = unsilo(fixed, "dlq", "replay", "--stage", name)
-    second = unsilo(fixed, "dlq", "replay", "--stage", name)
+    second = unsilo(fixed, "dlq", "replay")  # every source of the config
     listed = unsilo(fixed, "dlq", "list", "--stage", name, "--json")
 
     assert first.returncode == 0, first.stdout + first.stderr

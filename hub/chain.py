@@ -32,6 +32,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 SEQ_HEADER = "unsilo.chain.seq"
 HASH_HEADER = "unsilo.chain.hash"
@@ -40,6 +41,7 @@ CHAINED_PREFIXES = ("unsilo.raw.", "unsilo.canonical.", "unsilo.outbox.")
 
 _LENGTH = struct.Struct(">i")
 _SEQ = struct.Struct(">Q")
+_NONE = _LENGTH.pack(-1)
 
 TP = tuple[str, int]
 
@@ -51,15 +53,18 @@ def is_chained(topic: str) -> bool:
 
 def link_hash(previous: bytes, key: bytes | None, value: bytes | None, seq: int) -> bytes:
     """The hash of link ``seq`` holding ``key`` and ``value``, after the link hashed ``previous``."""
-    digest = hashlib.sha256(previous)
-    for part in (key, value):
-        if part is None:
-            digest.update(_LENGTH.pack(-1))
-        else:
-            digest.update(_LENGTH.pack(len(part)))
-            digest.update(part)
-    digest.update(_SEQ.pack(seq))
-    return digest.digest()
+    return hashlib.sha256(
+        b"".join(
+            (
+                previous,
+                _NONE if key is None else _LENGTH.pack(len(key)),
+                key or b"",
+                _NONE if value is None else _LENGTH.pack(len(value)),
+                value or b"",
+                _SEQ.pack(seq),
+            )
+        )
+    ).digest()
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -74,8 +79,7 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """The last link of a partition's chain; ``seq`` -1 and 32 zero bytes before the first."""
 
     seq: int = -1
@@ -192,9 +196,13 @@ class ChainLinker:
     """The chain heads of one transactional writer, kept in step with its transactions.
 
     A head is loaded with ``load_head`` the first time the writer sends to a partition (the
-    last committed chained record there, or the genesis). This is only right because every
-    chained topic has exactly one writer (a connector's transactional id for its raw topics,
-    a canonicalizer's for its canonical ones): no one else appends links between two sends.
+    last committed chained record there, or the genesis). Each chained topic is meant to have
+    one writer (a connector's transactional id for its raw topics, a canonicalizer's for its
+    canonical ones). An occasional second writer between two transactions (``unsilo dlq
+    replay`` into a raw topic) is noticed by ``is_current``, asked once per partition and
+    transaction: when the log moved on without this writer, the head is loaded again. Two
+    writers with transactions open on one partition at the same time fork the chain, and
+    ``unsilo verify`` reports it.
 
     ``begin()`` remembers the heads; ``abort()`` restores them; ``commit()`` keeps them;
     ``forget()`` drops them all (reloaded on the next send) when a commit's outcome is unknown.
@@ -205,6 +213,7 @@ class ChainLinker:
         load_head: Callable[[str, int], Head],
         partitions: Callable[[str], int],
         *,
+        is_current: Callable[[str, int], bool] = lambda topic, partition: True,
         writer: str,
         hmac_key: bytes | None,
         checkpoint_every: int = 10_000,
@@ -214,6 +223,9 @@ class ChainLinker:
     ) -> None:
         self._load_head = load_head
         self._partitions = partitions
+        self._is_current = is_current
+        self._checked: set[TP] = set()
+        self._counts: dict[str, int] = {}  # partitions per topic, for this writer's life
         self.writer = writer
         self.hmac_key = hmac_key
         self.checkpoint_every = checkpoint_every
@@ -229,6 +241,7 @@ class ChainLinker:
         return self._heads.get((topic, partition))
 
     def begin(self) -> None:
+        self._checked = set()
         self._saved = (
             dict(self._heads),
             {tp: _Progress(p.since, p.at) for tp, p in self._progress.items()},
@@ -236,16 +249,25 @@ class ChainLinker:
 
     def link(self, topic: str, key: bytes | None, value: bytes | None) -> tuple[int, list[tuple[str, bytes]]]:
         """The partition of the next record of ``topic`` and its chain headers."""
-        partition = partition_for(key, self._partitions(topic))
+        count = self._counts.get(topic)
+        if count is None:
+            count = self._counts[topic] = self._partitions(topic)
+        partition = partition_for(key, count)
         tp = (topic, partition)
         head = self._heads.get(tp)
+        if tp not in self._checked:
+            if head is not None and not self._is_current(topic, partition):
+                head = None  # someone else wrote to the partition since: load the head again
+            self._checked.add(tp)
         if head is None:
             head = self._load_head(topic, partition)
-            self._progress[tp] = _Progress(0, self._clock())
-        head = head.next(key, value)
-        self._heads[tp] = head
+            if tp not in self._progress:
+                self._progress[tp] = _Progress(0, self._clock())
+        seq = head.seq + 1
+        digest = link_hash(head.hash, key, value, seq)
+        self._heads[tp] = Head(seq, digest)
         self._progress[tp].since += 1
-        return partition, chain_headers(head)
+        return partition, [(SEQ_HEADER, b"%d" % seq), (HASH_HEADER, digest.hex().encode())]
 
     def due_checkpoints(self) -> list[tuple[bytes, bytes]]:
         """Checkpoint records (key, value) to add to the open transaction before it commits."""

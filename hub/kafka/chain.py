@@ -94,13 +94,47 @@ def last_link_before(
 
 
 class KafkaHeads:
-    """Loads chain heads and partition counts for a :class:`ChainLinker` (one consumer, reused)."""
+    """Loads chain heads and partition counts for a :class:`ChainLinker` (one consumer, reused).
+
+    It also knows where each partition's log should end if this writer was the last to write
+    there: after the offset of its last record delivered in a transaction, that transaction's
+    commit or abort marker (``delivered`` then ``settled``). ``is_current`` compares that with
+    the high watermark, one ListOffsets request per partition and transaction.
+    """
 
     def __init__(self, settings: KafkaSettings, timeout_s: float = 30.0) -> None:
         self.settings = settings
         self.timeout_s = timeout_s
         self._consumer: Consumer | None = None
         self._partitions: dict[str, int] = {}
+        self._ends: dict[tuple[str, int], int] = {}  # the high watermark expected
+        self._pending: dict[tuple[str, int], int] = {}  # in the open transaction
+
+    def delivered(self, topic: str, partition: int, offset: int) -> None:
+        """A record of the open transaction was written at ``offset``."""
+        tp = (topic, partition)
+        self._pending[tp] = max(self._pending.get(tp, 0), offset + 2)  # the record, then the marker
+
+    def settled(self, *, known: bool = True) -> None:
+        """The open transaction committed or aborted (``known``: every delivery was reported)."""
+        if known:
+            self._ends.update(self._pending)
+        else:
+            for tp in self._pending:
+                self._ends.pop(tp, None)
+        self._pending = {}
+
+    def is_current(self, topic: str, partition: int) -> bool:
+        """Whether the partition ends where this writer left it (nobody else wrote since)."""
+        end = self._ends.get((topic, partition))
+        if end is None:
+            return False
+        what = f"checking the chain head of {topic}[{partition}]"
+        consumer = self._require_consumer()
+        _, high = watermarks(
+            consumer, TopicPartition(topic, partition), self.timeout_s, self.settings.bootstrap_servers, what
+        )
+        return high == end
 
     def _require_consumer(self) -> Consumer:
         if self._consumer is None:
@@ -110,7 +144,7 @@ class KafkaHeads:
     def partitions(self, topic: str) -> int:
         """The partition count of ``topic`` (cached for this writer's life)."""
         count = self._partitions.get(topic)
-        deadline = time.monotonic() + self.timeout_s
+        deadline = 0.0 if count is not None else time.monotonic() + self.timeout_s
         while count is None:
             try:
                 metadata = self._require_consumer().list_topics(topic, timeout=self.timeout_s)
@@ -136,6 +170,7 @@ class KafkaHeads:
         bootstrap = self.settings.bootstrap_servers
         low, high = watermarks(consumer, tp, self.timeout_s, bootstrap, what)
         found = last_link_before(consumer, tp, high, low, what, bootstrap)
+        self._ends[(topic, partition)] = high
         head = GENESIS_HEAD if found is None else found[1]
         offset = None if found is None else found[0]
         log.info("chain_head_loaded", topic=topic, partition=partition, seq=head.seq, offset=offset)
@@ -158,6 +193,7 @@ def chain_linker(
     linker = ChainLinker(
         heads.load,
         heads.partitions,
+        is_current=heads.is_current,
         writer=writer,
         hmac_key=key,
         checkpoint_every=audit.checkpoint_every,

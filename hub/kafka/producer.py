@@ -140,15 +140,17 @@ class TransactionalProducer:
                 raise translate(self._failed, self.settings.bootstrap_servers, "delivering a record")
             self._producer.commit_transaction(timeout_s)
         except BaseException as exc:
-            if self.chain is not None:
+            if self.chain is not None and self._heads is not None:
                 self.chain.forget()
+                self._heads.settled(known=False)
             if isinstance(exc, KafkaException):
                 raise translate(exc, self.settings.bootstrap_servers, "committing a transaction") from exc
             raise
         finally:
             self._in_transaction = False
-        if self.chain is not None:
+        if self.chain is not None and self._heads is not None:
             self.chain.commit()
+            self._heads.settled()
 
     def abort(self, timeout_s: float = 30.0) -> None:
         """Abort the open transaction, if any; errors are logged, not raised."""
@@ -157,8 +159,9 @@ class TransactionalProducer:
         except KafkaException as exc:
             log.warning("transaction_abort_failed", error=str(exc.args[0]))
         self._in_transaction = False
-        if self.chain is not None:
+        if self.chain is not None and self._heads is not None:
             self.chain.abort()
+            self._heads.settled(known=False)
 
     def close(self) -> None:
         if self._in_transaction:
@@ -168,8 +171,11 @@ class TransactionalProducer:
             self._heads.close()
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None and self._failed is None:
-            self._failed = error
+        if error is not None:
+            if self._failed is None:
+                self._failed = error
+        elif self._heads is not None and is_chained(topic := message.topic() or ""):
+            self._heads.delivered(topic, message.partition() or 0, message.offset() or 0)
 
 
 def is_retriable(error: LogError) -> bool:

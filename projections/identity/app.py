@@ -154,7 +154,9 @@ def send_command(
     value = serde.writer(value_subject(topics.commands), IDENTITY_COMMAND_SCHEMA).encode(
         {"command": command, "keys": list(keys), "by": by or _user(), "ts_ms": int(time.time() * 1000)}
     )
-    producer = TransactionalProducer(settings.kafka, f"unsilo-identity-command-{uuid.uuid4().hex[:12]}")
+    producer = TransactionalProducer(
+        settings.kafka, f"unsilo-identity-command-{uuid.uuid4().hex[:12]}", audit=settings.audit
+    )
     producer.init()
     try:
         producer.begin()

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from connectors.runner import ConnectorRunner
 from hub.chain import SEQ_HEADER, partition_for, read_link
-from hub.config import AuditSettings, KafkaSettings, Settings
+from hub.config import AuditSettings, KafkaSettings, Settings, TableSettings
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.topics import raw_topic, spec_for
 from tests.support import run_sql, sqlite_source, topic_messages, unique, write_config
@@ -47,7 +47,7 @@ class Shop:
 
     def insert(self, first: int, count: int) -> None:
         for i in range(first, first + count):
-            run_sql(self.db, "INSERT INTO customers VALUES (?, ?)", (i, f"customer {i}"))
+            run_sql(self.db, "INSERT INTO customers (id, name) VALUES (?, ?)", (i, f"customer {i}"))
 
     def capture(self) -> None:
         ConnectorRunner(self.settings, self.source).run(until_idle=True)
@@ -261,3 +261,56 @@ def test_bad_input_is_refused_with_exit_2(shop: Shop) -> None:
 
     assert code == 2 and "no topic named" in output
     assert bad_from == 2 and "neither an offset nor an ISO time" in from_output
+
+
+def test_a_dlq_replay_between_two_batches_of_a_running_connector_keeps_one_chain(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`unsilo dlq replay` appends to a raw topic while its connector runs: both stay on one chain."""
+    shop = Shop(settings, tmp_path)
+    run_sql(shop.db, "ALTER TABLE customers ADD COLUMN born DATE")
+    shop.insert(1, 2)
+    run_sql(shop.db, "UPDATE customers SET born = 'soon' WHERE id = 2")  # Avro's date cannot take it
+    runner = ConnectorRunner(shop.settings, shop.source)
+    runner.start()
+    try:
+        while runner.step():
+            pass
+        assert runner.stats.dead_lettered == 1
+        fixed = shop.source.model_copy(
+            update={"tables": [TableSettings(name="customers", mask={"born": "drop"})]}
+        )
+        config = write_config(
+            shop.settings.model_copy(update={"sources": [fixed], "audit": AuditSettings()}),
+            tmp_path / "fixed.yaml",
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UNSILO_")}
+        replayed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                "-c",
+                str(config),
+                "dlq",
+                "replay",
+                "--stage",
+                shop.source.name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        shop.insert(10, 2)
+        while runner.step():  # the same runner, its heads in memory
+            pass
+    finally:
+        runner.close()
+    records = topic_messages(shop.settings.kafka, shop.topic)
+
+    code, report, output = shop.verify("--topic", shop.topic)
+
+    assert code == 0, output
+    assert report["partitions"][0]["records"] == len(records) == 4

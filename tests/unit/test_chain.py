@@ -290,3 +290,32 @@ def test_verify_selects_every_chained_topic_by_default_and_patterns_on_request()
     assert select_topics(existing, []) == ["unsilo.canonical.sale", "unsilo.raw.a.t", "unsilo.raw.b.t"]
     assert select_topics(existing, ["unsilo.raw.*"]) == ["unsilo.raw.a.t", "unsilo.raw.b.t"]
     assert select_topics(existing, ["copy", "unsilo.raw.a.*"]) == ["copy", "unsilo.raw.a.t"]
+
+
+def test_a_partition_another_writer_appended_to_is_reloaded_at_the_next_transaction() -> None:
+    """When the log moved on without this writer (a DLQ replay), its next link follows the log's head."""
+    fake = FakeLog()
+    moved: set[tuple[str, int]] = set()
+    chain = ChainLinker(
+        fake.load,
+        fake.partitions,
+        is_current=lambda topic, partition: (topic, partition) not in moved,
+        writer="w",
+        hmac_key=None,
+    )
+    chain.begin()
+    chain.link("unsilo.raw.s.t", b"a", b"1")
+    chain.commit()
+    other = GENESIS_HEAD.next(b"a", b"1").next(b"dlq", b"replayed")  # the other writer's link
+    fake.heads[("unsilo.raw.s.t", 0)] = other
+    moved.add(("unsilo.raw.s.t", 0))
+
+    chain.begin()
+    _, first = chain.link("unsilo.raw.s.t", b"b", b"2")
+    moved.clear()
+    _, second = chain.link("unsilo.raw.s.t", b"c", b"3")
+    chain.commit()
+
+    assert read_link(first) == other.next(b"b", b"2")
+    assert seqs(second) == 3
+    assert len(fake.loads) == 2

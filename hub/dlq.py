@@ -33,6 +33,7 @@ from hub.errors import ConfigError, UnsiloError
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.consumer import read_to_end
 from hub.kafka.producer import TransactionalProducer
+from hub.kafka.scan import read_topics_to_end
 from hub.kafka.topics import DLQ_REPLAYED_TOPIC, dlq_topic, spec_for
 
 log = structlog.get_logger(__name__)
@@ -171,11 +172,16 @@ def list_letters(settings: KafkaSettings, stage: str | None = None) -> list[List
     """The letters of ``stage``'s DLQ (every DLQ without one) with their marks."""
     topics = [dlq_topic(stage)] if stage else dlq_topics(settings)
     marks = read_marks(settings)
-    listings = []
-    for topic in topics:
-        letters = read_letters(settings, topic)
-        listings.append(Listing(topic, letters, {d.id: marks[d.id] for d in letters if d.id in marks}))
-    return listings
+    listings = {topic: Listing(topic) for topic in topics}
+    for message in read_topics_to_end(settings, topics):  # one consumer for every DLQ
+        letter = _letter(message)
+        listing = listings[letter.topic]
+        listing.letters.append(letter)
+        if letter.id in marks:
+            listing.marks[letter.id] = marks[letter.id]
+    for listing in listings.values():
+        listing.letters.sort(key=lambda d: (d.partition, d.offset))
+    return list(listings.values())
 
 
 def load_replayer(settings: Settings, stage: str, mappings: Path | None = None) -> Replayer:

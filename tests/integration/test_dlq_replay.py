@@ -78,6 +78,8 @@ def test_fixed_dead_letter_is_replayed_exactly_once(settings: Settings, tmp_path
     ]
     assert "values" not in letters[0] and "BLAKE" not in listed.stdout  # no payload unless asked
     shown = unsilo(fixed, "dlq", "list", "--stage", name, "--json", "--show-values")
+    every_dlq = json.loads(unsilo(fixed, "dlq", "list", "--json").stdout)
+    assert every_dlq[dlq_topic(name)] == letters
     assert json.loads(shown.stdout)[dlq_topic(name)][0]["values"]["after"]["ename"] == "BLAKE"
 
 

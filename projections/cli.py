@@ -65,6 +65,12 @@ def project(
     name: Annotated[
         str, typer.Argument(help="read model: mirror, store_sales, inventory_position")
     ] = "mirror",
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="consumer group (default unsilo-projection-<name>); one per deployment on a cluster"
+        ),
+    ] = None,
 ) -> None:
     """Run a projection worker that keeps a read model up to date from the log."""
     from projections.faust_app import projection_app, run_app
@@ -79,7 +85,7 @@ def project(
             f"no topic feeds {name} yet", hint="start a connector first (`unsilo run <source>`)"
         )
     builder = model.builder(create_read_store(settings.read_store.url), name, "")
-    run_app(projection_app(settings, name, topics, builder))
+    run_app(projection_app(settings, name, topics, builder, group=group))
 
 
 def rebuild(

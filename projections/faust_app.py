@@ -125,13 +125,17 @@ BATCH = 1000
 WITHIN_S = 0.05
 
 
-def projection_app(settings: Settings, projection: str, topics: list[str], builder: Builder) -> faust.App:
+def projection_app(
+    settings: Settings, projection: str, topics: list[str], builder: Builder, *, group: str | None = None
+) -> faust.App:
     """A faust app whose single agent decodes batches of ``topics`` and hands them to ``builder``.
 
     The read store, not the group's committed offsets, says what was applied: the group is
-    aligned to it before the worker joins.
+    aligned to it before the worker joins. The consumer group (and faust app id) is
+    ``unsilo-projection-<projection>`` unless ``group`` names another: a second deployment
+    on the same cluster needs its own, or the two workers share (and fight over) one group.
     """
-    app_id = f"unsilo-projection-{projection}"
+    app_id = group or f"unsilo-projection-{projection}"
     align_group_offsets(settings.kafka, app_id, topics, builder.applied_offsets())
     app = create_app(settings, app_id)
     topic = app.topic(*topics, key_serializer="raw", value_serializer="raw")

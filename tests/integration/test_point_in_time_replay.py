@@ -207,7 +207,8 @@ def test_replay_as_of_t_gives_the_rows_the_live_mirror_had_at_t(settings: Settin
     read_db = Path(configured.read_store.url.removeprefix("sqlite:///"))
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "-c", str(config), "project", "mirror"],
+        # a group of its own: other mirror workers on this broker must not share (and stall) it
+        [sys.executable, "-m", "hub.cli", "-c", str(config), "project", "mirror", "--group", unique("pitg")],
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "worker.log").open("wb"),
     )

@@ -30,8 +30,8 @@ from hub.chain import (
 from hub.config import KafkaSettings
 from hub.errors import ConfigError
 from hub.kafka.admin import KafkaAdmin
-from hub.kafka.chain import WINDOW, last_link_before, read_window, watermarks
-from hub.kafka.consumer import consumer_config, read_to_end
+from hub.kafka.chain import WINDOW, last_link_before, read_window, scan_config, watermarks
+from hub.kafka.consumer import read_to_end
 from hub.kafka.errors import translate
 from hub.kafka.topics import CHAIN_TOPIC
 
@@ -115,7 +115,7 @@ class Verifier:
         self.hmac_key = hmac_key
         self.progress = progress
         self.admin = KafkaAdmin(settings)
-        self._consumer = Consumer(consumer_config(settings))
+        self._consumer = Consumer(scan_config(settings))
         self._checkpoints: dict[tuple[str, int], list[tuple[Checkpoint, bool | None]]] | None = None
         self._bad_checkpoints: dict[str, list[str]] = {}
 
@@ -300,7 +300,7 @@ class Verifier:
         done, total, reported = 0, last - first, time.monotonic()
         try:
             while True:
-                messages = consumer.consume(num_messages=1000, timeout=1.0)
+                messages = consumer.consume(num_messages=1000, timeout=0.05)  # see read_window
                 for message in messages:
                     error = message.error()
                     if error is not None:

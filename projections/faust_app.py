@@ -6,6 +6,7 @@ Values are decoded with the hub's Avro serde; each projection's logic stays in p
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from hub.config import KafkaSettings, Settings
+from hub.errors import UnsiloError
 from hub.kafka.errors import translate
 from hub.registry import ConfluentRegistry
 from hub.serde import AvroSerde
-from projections.events import Builder, decode
+from projections.events import Builder, RawEvent, decode
 
 log = structlog.get_logger(__name__)
 
@@ -145,10 +147,7 @@ def projection_app(
     async def apply(stream: faust.StreamT[Any]) -> None:
         try:
             async for events in stream.take_events(BATCH, within=WITHIN_S):  # type: ignore[attr-defined]
-                batch = [
-                    decode(serde, m.topic, m.partition, m.offset, m.key, m.value)
-                    for m in (event.message for event in events)
-                ]
+                batch = await decode_batch(serde, projection, [event.message for event in events])
                 applied = builder.apply(batch)
                 log.debug(
                     "projection_batch_applied", projection=projection, events=len(batch), applied=applied
@@ -159,6 +158,20 @@ def projection_app(
             raise
 
     return app
+
+
+async def decode_batch(serde: AvroSerde, projection: str, messages: list[Any]) -> list[RawEvent]:
+    """The batch decoded; while the registry is away (restarting) wait for it, never crash."""
+    backoff = 0.5
+    while True:
+        try:
+            return [decode(serde, m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+        except UnsiloError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("projection_waiting", projection=projection, error=exc.message, backoff_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
 
 
 def run_app(app: faust.App, loglevel: str = "warn") -> None:

@@ -186,6 +186,16 @@ class SqlPollConnector:
     def tables(self) -> list[TableSchema]:
         return [t.schema for t in self._tables.values() if t.schema is not None]
 
+    def describe_tables(self) -> list[TableSchema]:
+        """The tables' schemas as they are now: connects and reflects, reads no row (validate, replay)."""
+        try:
+            if self._engine is None:
+                self._engine = connect(self.url, self.name)
+            self._introspect()
+        except SQLAlchemyError as exc:
+            raise translate(exc, self.name) from exc
+        return self.tables()
+
     def committed(self, position: Position) -> None:
         """Record the keys of every batch up to ``position`` in the key state file."""
         if not self._tracking:

@@ -232,3 +232,24 @@ def test_replay_killed_mid_transaction_delivers_each_letter_once(settings: Setti
     assert killed.returncode == -9 and after_crash == [1]  # the open transaction is not visible
     assert "2 replayed, 0 still failing, 1 done before" in resumed.stdout, resumed.stdout + resumed.stderr
     assert empnos(settings, system) == [1, 2, 3]
+
+
+def test_postgres_dead_letter_is_replayed_with_the_tables_read_from_the_server(
+    settings: Settings, postgres_db: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL numeric 'NaN' (no Avro decimal holds it) is dead-lettered; after the column is
+    dropped by the config, the replay reads the table's shape from the server and delivers it."""
+    from tests.fixtures_postgres import run_sql as pg_sql
+
+    pg_sql(postgres_db, "CREATE TABLE emp (empno integer PRIMARY KEY, ename text, sal numeric(10,2))")
+    pg_sql(postgres_db, "INSERT INTO emp VALUES (1, 'KING', 5000), (2, 'BLAKE', 'NaN')")
+    system, name = unique("hr"), unique("hrsrc")
+    source = SourceSettings(name=name, system=system, kind="postgres", url=postgres_db, tables=["emp"])
+    assert ConnectorRunner(settings, source).run(until_idle=True).dead_lettered == 1
+    fixed = source.model_copy(update={"tables": [TableSettings(name="emp", mask={"sal": "drop"})]})
+    config = write_config(settings.model_copy(update={"sources": [fixed]}), tmp_path / "fixed.yaml")
+
+    replayed = unsilo(config, "dlq", "replay", "--stage", name)
+
+    assert replayed.returncode == 0 and "1 replayed" in replayed.stdout, replayed.stdout + replayed.stderr
+    assert empnos(settings, system) == [1, 2]

@@ -232,7 +232,9 @@ def _scan(
     scanned = 0
     if not pending:
         return found, 0
-    consumer = Consumer({**consumer_config(settings.kafka), "enable.partition.eof": True})
+    # fetch.wait.max.ms: at a partition's end the broker would hold each fetch 500 ms
+    config = {**consumer_config(settings.kafka), "enable.partition.eof": True, "fetch.wait.max.ms": 10}
+    consumer = Consumer(config)
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         deadline = time.monotonic() + idle_timeout_s

@@ -133,7 +133,8 @@ def last_record_times(
     pending = {tp: bounds for tp, bounds in ranges.items() if bounds[1] > bounds[0]}
     found: dict[TP, int] = {}
     window = 8
-    consumer = Consumer({**consumer_config(settings), "enable.partition.eof": True})
+    # fetch.wait.max.ms: at a partition's end the broker would hold each fetch 500 ms
+    consumer = Consumer({**consumer_config(settings), "enable.partition.eof": True, "fetch.wait.max.ms": 10})
     try:
         while pending:
             starts = {tp: max(low, high - window) for tp, (low, high) in pending.items()}

@@ -3,7 +3,8 @@
 A dead letter's value is JSON: ``op``, ``before`` and ``after`` by source column name with
 the table's masks applied (a dropped column is left out; a hashed or redacted one holds its
 hash or marker and is listed in ``masked``, so a replay does not mask it twice), then
-``ts_ms``, ``snapshot`` and ``txid`` of the change. The reason and the position are in the
+``ts_ms``, ``snapshot`` and ``txid`` of the change (bytes as ``{"unsilo.hex": "..."}``,
+decimals and dates as text). The reason and the position are in the
 record's headers (see :meth:`connectors.runner.ConnectorRunner._dead_letter`).
 
 An event above the broker's maximum message size is dead-lettered instead of failing the
@@ -29,6 +30,7 @@ MAX_RECORD_BYTES = 1_000_000  # the producer's message.max.bytes (hub/kafka/prod
 RECORD_OVERHEAD = 2_048  # headers, batch and record framing, kept free below that limit
 KEPT_VALUE_BYTES = 4_096  # a too-large letter keeps values up to this size
 TRUNCATED = "unsilo.truncated"
+HEX = "unsilo.hex"  # a bytes value (BLOB, bytea) in a letter
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def letter_body(change: Change, schema: TableSchema | None) -> bytes:
 def read_body(body: bytes | None) -> DeadChange:
     """The change a source's dead letter holds; SourceDataError when it is not one."""
     try:
-        data = json.loads(body or b"")
+        data = json.loads(body or b"", object_hook=_unplain)
         return DeadChange(
             op=data["op"],
             before=data.get("before"),
@@ -110,4 +112,15 @@ def read_body(body: bytes | None) -> DeadChange:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, default=str, ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, default=_plain, ensure_ascii=False).encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """Bytes as ``{"unsilo.hex": ...}`` (read back as bytes); decimals, dates and the rest as text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {HEX: bytes(value).hex()}
+    return str(value)
+
+
+def _unplain(data: dict[str, Any]) -> Any:
+    return bytes.fromhex(data[HEX]) if len(data) == 1 and HEX in data else data

@@ -161,7 +161,7 @@ class Bench:
     def _snapshot_result(
         self, rows: int, wall: float, first_at: float | None, started: float, topic: str
     ) -> dict[str, Any]:
-        records = count_records(self.bootstrap, topic)
+        records = count_records(self.bootstrap, topic, timeout_s=900)
         first = None if first_at is None else first_at - started
         after_first = None if first is None or wall - first <= 0 else round(rows / (wall - first), 1)
         return {
@@ -396,7 +396,8 @@ def main(argv: list[str] | None = None) -> None:
         for kind in args.databases:
             results["databases"][kind] = bench.database(kind)
         if args.rerun_unsilo_only:
-            rerun_unsilo_only(args.rows, args.duration, bench.bootstrap, bench.registry_url)
+            failed = rerun_unsilo_only(args.rows, args.duration, bench.bootstrap, bench.registry_url)
+            results["deviations"] += [f"re-running an Unsilo-only benchmark failed: {f}" for f in failed]
     finally:
         stack.down(settings, ROOT)
     results["unsilo_only"] = fold_unsilo_only()

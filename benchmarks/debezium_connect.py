@@ -167,6 +167,9 @@ def mysql_connector(
         "table.include.list": f"{database}.{table}",
         "schema.history.internal": "io.debezium.storage.file.history.FileSchemaHistory",
         "schema.history.internal.file.filename": str(history),
+        # read and keep the DDL of the captured table only, not of every table on the server
+        "schema.history.internal.store.only.captured.tables.ddl": True,
+        "schema.history.internal.store.only.captured.databases.ddl": True,
         "snapshot.mode": "initial" if snapshot else "no_data",
         **topic_creation(log_append_time),
     }

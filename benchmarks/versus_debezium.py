@@ -295,7 +295,9 @@ class Bench:
             verdict = snapshot_verdict(unsilo["rows_per_s"], debezium["rows_per_s"])
             snapshot = {"rows": self.args.rows, "columns": 10, "unsilo": unsilo, "debezium": debezium}
             snapshot["verdict"] = verdict
-            by_tool = {"unsilo": self.unsilo_streaming(db), "debezium": self.debezium_streaming(db)}
+            by_tool: dict[str, list[dict[str, Any]]] = {"unsilo": [], "debezium": []}
+            if self.args.rates:  # --rates '' measures the snapshots only
+                by_tool = {"unsilo": self.unsilo_streaming(db), "debezium": self.debezium_streaming(db)}
         finally:
             db.stop()
         streaming = []
@@ -334,7 +336,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.versus_debezium", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--rows", type=int, default=None, help="snapshot table rows (default 1,000,000)")
-    parser.add_argument("--rates", default=None, help="changes/s, comma-separated (default 500,2000,5000)")
+    parser.add_argument(
+        "--rates",
+        default=None,
+        help="changes/s, comma-separated (default 500,2000,5000; '' for snapshots only)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds per rate (default 60)")
     parser.add_argument(
         "--warmup",
@@ -355,7 +361,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rows = args.rows or (50_000 if args.quick else 1_000_000)
     args.duration = args.duration or (20.0 if args.quick else 60.0)
     args.warmup = (5.0 if args.quick else 10.0) if args.warmup is None else args.warmup
-    args.rates = [int(r) for r in (args.rates or "500,2000,5000").split(",")]
+    rates = "500,2000,5000" if args.rates is None else args.rates
+    args.rates = [int(r) for r in rates.split(",") if r.strip()]
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     return args
 

@@ -71,5 +71,6 @@ def test_mysql_connector_streams_only_without_a_snapshot(tmp_path: Path) -> None
     assert props["snapshot.mode"] == "no_data"
     assert props["table.include.list"] == "shop.pulse"
     assert props["database.server.id"] == 4242
+    assert props["schema.history.internal.store.only.captured.tables.ddl"] is True
     assert "topic.creation.default.message.timestamp.type" not in props
     assert topic_of(props, "pulse") == "d_y.shop.pulse"

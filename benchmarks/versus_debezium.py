@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
             "MariaDB runs with --version=5.5.5-<its version>: Debezium 3.6's MySQL connector otherwise asks "
             "it for SHOW BINARY LOG STATUS (its MariaDB connector is not on Maven Central here)",
             "Debezium's poll.interval.ms is 50 (default 500), as Unsilo's connectors poll every 50 ms",
+            "Debezium's MySQL connector keeps the DDL of the captured table only "
+            "(schema.history.internal.store.only.captured.tables.ddl / databases.ddl = true)",
         ],
         "databases": {},
     }

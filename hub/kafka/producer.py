@@ -174,8 +174,8 @@ class TransactionalProducer:
         if error is not None:
             if self._failed is None:
                 self._failed = error
-        elif self._heads is not None and is_chained(topic := message.topic() or ""):
-            self._heads.delivered(topic, message.partition() or 0, message.offset() or 0)
+        elif self._heads is not None:  # every partition: cheaper than asking which are chained
+            self._heads.delivered(message.topic() or "", message.partition() or 0, message.offset() or 0)
 
 
 def is_retriable(error: LogError) -> bool:

@@ -8,6 +8,7 @@ crash, the next start reads the last committed position and resumes exactly ther
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,6 +173,8 @@ class ConnectorRunner:
                     self._publish_status("retrying", exc.message)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
+                    if isinstance(exc, LogError):
+                        self._drop_producer()  # a commit in doubt is fenced before the position is read
                     rewind = True
                     continue
                 if not published:
@@ -221,6 +224,22 @@ class ConnectorRunner:
             self._control.close()
             self._control = None
         self.connector.close()
+
+    def _drop_producer(self) -> None:
+        """Forget the producer: the next start inits a new one under the same transactional id.
+
+        When the broker goes away mid-commit the transaction may still complete; reading the
+        position at once could miss it and publish the batch again. A new producer's init
+        completes or aborts it first, so the position read after it is the true one.
+        """
+        if self._kafka_producer is not None:
+            with contextlib.suppress(UnsiloError):
+                self._kafka_producer.close()
+        self._producer = self._kafka_producer = None
+        if self._control is not None:
+            with contextlib.suppress(UnsiloError):
+                self._control.close()
+            self._control = None
 
     def _apply_commands(self) -> None:
         """Apply pause, resume and snapshot commands sent with ``unsilo pause|resume|snapshot``."""

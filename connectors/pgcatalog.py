@@ -135,7 +135,10 @@ def translate(settings: PostgresSettings, exc: psycopg2.Error, doing: str) -> So
             f"{where} refused the connection: {text}",
             hint="check the user, password and database in the source's url and password",
         )
-    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+    # No SQLSTATE: libpq itself failed (a connection cut mid-stream reports "error with status
+    # PGRES_COPY_BOTH and no message from the libpq" as a bare DatabaseError), not the server.
+    lost = type(exc) is psycopg2.DatabaseError and exc.pgcode is None
+    if lost or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return SourceUnavailableError(
             f"{doing} {where} failed: {text}", hint="check that the server runs and the url's host and port"
         )

@@ -90,6 +90,13 @@ class ConfluentRegistry:
         try:
             found = self.client.get_schema(schema_id)
         except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                # A record's schema id was registered before the record was written: a 404 is a
+                # registry that answers before it has loaded its storage (Apicurio after a restart).
+                raise RegistryUnavailableError(
+                    f"schema id {schema_id} unknown to the registry (still loading after a restart?)",
+                    hint="wait for the registry to finish starting; if this lasts, check registry.url",
+                ) from exc
             raise SchemaError(f"schema id {schema_id} unknown to the registry") from exc
         except Exception as exc:
             raise self._unavailable(exc) from exc

@@ -183,6 +183,7 @@ class LocalRegistry:
                 self.url + "/config",
                 json={"compatibility": self.compatibility},
                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+                timeout=30.0,  # a write through the Kafka journal: seconds on a loaded machine
             )
         except httpx.HTTPError as exc:
             raise ServiceError(f"cannot set the registry's compatibility: {exc}") from exc

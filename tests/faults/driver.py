@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy import create_engine, text
 
+from hub.errors import UnsiloError
 from hub.estate import SYSTEMS, TABLES
+from hub.status import load_statuses
 from tests.faults.audit import current_keys, expected_changes, primary_key
 from tests.faults.pipeline import PG_SYSTEM, READ_MODELS, Pipeline, Progress, Workload
 from tests.faults.verify import (
@@ -192,7 +194,20 @@ class Scenario:
         self.out.seconds[phase] = round(time.monotonic() - started, 1)
 
     def _snapshot_done(self) -> bool:
-        return self.progress.total(("unsilo.raw.",)) >= self.snapshot_total
+        """Every row published at least once and every connector says its tables stream."""
+        if self.progress.total(("unsilo.raw.",)) < self.snapshot_total:
+            return False
+        try:
+            statuses = load_statuses(self.p.settings.kafka)
+        except UnsiloError:
+            return False
+        names = [source.name for source in self.p.settings.sources]
+        return all(
+            name in statuses
+            and statuses[name].tables
+            and all(t.state == "streaming" for t in statuses[name].tables.values())
+            for name in names
+        )
 
     def _snapshot(self) -> None:
         self.p.supervisor.start()

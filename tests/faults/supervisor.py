@@ -42,7 +42,6 @@ class Supervisor:
         self.unexpected_exits: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._paused: set[str] = set()
         self._watch = threading.Thread(target=self._run, name="supervisor", daemon=True)
 
     def add(self, name: str, kind: str, *args: str) -> None:
@@ -67,13 +66,6 @@ class Supervisor:
             process.send_signal(signal.SIGKILL)
             process.wait(10)
             return True
-
-    def hold(self, name: str) -> None:
-        """Do not restart ``name`` until :meth:`release` (a run-to-completion job)."""
-        self._paused.add(name)
-
-    def release(self, name: str) -> None:
-        self._paused.discard(name)
 
     def running(self, name: str) -> bool:
         process = self.components[name].process
@@ -111,7 +103,7 @@ class Supervisor:
             with self._lock:
                 for component in self.components.values():
                     process = component.process
-                    if process is None or process.poll() is None or component.name in self._paused:
+                    if process is None or process.poll() is None:
                         continue
                     now = time.monotonic()
                     if component.down_since is None:

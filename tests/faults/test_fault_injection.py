@@ -38,15 +38,20 @@ def test_faults_lose_and_duplicate_nothing(
 ) -> None:
     """After 50+ kills, restarts and outages every change is in its topic once; read models equal SQL."""
     stack, postgres = services
+
+    def say(line: str) -> None:  # shown live, whatever pytest captures
+        with capsys.disabled():
+            print(line, flush=True)
+
     seed = fault_seed()
     plan = Plan()
     pipeline = Pipeline(tmp_path, stack, postgres, seed, pregrow=4000, counters=1500, batch_size=50)
     try:
-        outcome = Scenario(pipeline, plan, seed, say=lambda line: print(line, flush=True)).run()
+        outcome = Scenario(pipeline, plan, seed, say=say).run()
     finally:
         pipeline.close()
-    with capsys.disabled():
-        print("\n" + "\n".join(describe(outcome)), flush=True)
+    for line in describe(outcome):
+        say(line)
 
     tally = outcome.tally
     assert outcome.injected >= 50, f"only {outcome.injected} faults were injected"

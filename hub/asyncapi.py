@@ -16,6 +16,7 @@ from typing import Any
 
 from hub.catalog import SchemaInfo, TopicEntry
 from hub.config import Settings
+from hub.redact import without_password
 
 ASYNCAPI_VERSION = "3.0.0"
 AVRO_FORMAT = "application/vnd.apache.avro;version=1.9.0"
@@ -74,7 +75,7 @@ def document(catalog: list[TopicEntry], settings: Settings, *, version: str = "0
                 "description": "The hub's Kafka cluster (bootstrap servers).",
                 "bindings": {
                     "kafka": {
-                        "schemaRegistryUrl": settings.registry.url,
+                        "schemaRegistryUrl": without_password(settings.registry.url),
                         "schemaRegistryVendor": "confluent",
                         "bindingVersion": KAFKA_BINDING,
                     }

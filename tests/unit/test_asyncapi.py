@@ -159,3 +159,12 @@ def test_avro_unions_and_logical_types_become_json_schema() -> None:
         "properties": {"n": {"anyOf": [{"type": "null"}, {"type": "string", "format": "decimal"}]}},
         "required": [],
     }
+
+
+def test_a_registry_password_is_not_published() -> None:
+    """A registry URL with user:password@ appears in the document without the password."""
+    secret = Settings(registry=RegistrySettings(url="http://reader:s3cr3t-pw@127.0.0.1:8081/apis/ccompat/v7"))
+
+    text = json.dumps(document(catalog(), secret))
+
+    assert "s3cr3t-pw" not in text and "127.0.0.1:8081/apis/ccompat/v7" in text

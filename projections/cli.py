@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hub.errors import ConfigError
+from hub.config import Settings
+from hub.errors import ConfigError, UnsiloError
+
+log = structlog.get_logger(__name__)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,19 +78,35 @@ def project(
     ] = None,
 ) -> None:
     """Run a projection worker that keeps a read model up to date from the log."""
-    from projections.faust_app import projection_app, run_app
+    from projections.faust_app import run_app
+
+    run_app(prepare_worker(ctx.obj.settings, name, group))
+
+
+def prepare_worker(settings: Settings, name: str, group: str | None, max_seconds: float | None = None) -> Any:
+    """The worker's faust app; started while the broker is away (restarting), wait for it."""
+    from projections.faust_app import projection_app
     from projections.read_models import read_model
     from projections.store import create_read_store
 
-    settings = ctx.obj.settings
     model = read_model(name)
-    topics = model.topics(settings)
-    if not topics:
-        raise ConfigError(
-            f"no topic feeds {name} yet", hint="start a connector first (`unsilo run <source>`)"
-        )
-    builder = model.builder(create_read_store(settings.read_store.url), name, "")
-    run_app(projection_app(settings, name, topics, builder, group=group))
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    backoff = 0.5
+    while True:
+        try:
+            topics = model.topics(settings)
+            if not topics:
+                raise ConfigError(
+                    f"no topic feeds {name} yet", hint="start a connector first (`unsilo run <source>`)"
+                )
+            builder = model.builder(create_read_store(settings.read_store.url), name, "")
+            return projection_app(settings, name, topics, builder, group=group)
+        except UnsiloError as exc:
+            if not exc.retriable or (deadline is not None and time.monotonic() + backoff > deadline):
+                raise
+            log.warning("projection_waiting", projection=name, error=exc.message, backoff_s=backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
 
 
 def rebuild(

@@ -199,10 +199,12 @@ class ChainLinker:
     last committed chained record there, or the genesis). Each chained topic is meant to have
     one writer (a connector's transactional id for its raw topics, a canonicalizer's for its
     canonical ones). An occasional second writer between two transactions (``unsilo dlq
-    replay`` into a raw topic) is noticed by ``is_current``, asked once per partition and
-    transaction: when the log moved on without this writer, the head is loaded again. Two
-    writers with transactions open on one partition at the same time fork the chain, and
-    ``unsilo verify`` reports it.
+    replay`` into a raw topic) is caught before the commit by the producer, which sees its
+    records land past where its last transaction ended (``ChainMovedError``: the batch is
+    aborted and retried on heads loaded again). ``is_current``, asked once per partition and
+    transaction, says whether a held head can still be used (not after an abort, whose end
+    in the log is unknown). Two writers with transactions open on one partition at the same
+    time can still fork the chain, and ``unsilo verify`` reports it.
 
     ``begin()`` remembers the heads; ``abort()`` restores them; ``commit()`` keeps them;
     ``forget()`` drops them all (reloaded on the next send) when a commit's outcome is unknown.

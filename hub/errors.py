@@ -14,6 +14,7 @@
     │   ├── LogUnavailableError     no broker reachable (retriable)
     │   ├── DeliveryError           broker rejected a record
     │   ├── FencedError             another instance took over this transactional id
+    │   ├── ChainMovedError         another writer appended to a chained partition (retriable)
     │   ├── AuthenticationError     the broker refused our credentials or security protocol (exit 2)
     │   ├── AuthorizationError      the broker's ACLs deny our principal an operation (exit 2)
     │   ├── UnknownGroupError       no consumer group of that name on the broker (exit 2)
@@ -125,6 +126,13 @@ class AuthorizationError(LogError):
     """The broker's ACLs do not allow our principal an operation on a topic, group or id; exit 2."""
 
     exit_code = 2
+
+
+class ChainMovedError(LogError):
+    """Another writer appended to a partition this writer's hash chain continues; the batch is
+    aborted and retried from the log's new chain head."""
+
+    retriable = True
 
 
 class UnknownGroupError(LogError):

@@ -107,10 +107,12 @@ def last_link_before(
 class KafkaHeads:
     """Loads chain heads and partition counts for a :class:`ChainLinker` (one consumer, reused).
 
-    It also knows where each partition's log should end if this writer was the last to write
-    there: after the offset of its last record delivered in a transaction, that transaction's
-    commit or abort marker (``delivered`` then ``settled``). ``is_current`` compares that with
-    the high watermark, one ListOffsets request per partition and transaction.
+    It also knows where each partition's log should continue if this writer was the last to
+    write there: after its last record in a transaction and that transaction's marker
+    (``delivered`` then ``settled``), or at the end found when the head was loaded. ``moved``,
+    asked before a commit, names the partitions whose first record of the transaction landed
+    elsewhere: someone else wrote in between, and the links just written are wrong. This costs
+    no request; the delivery reports carry the offsets.
     """
 
     def __init__(self, settings: KafkaSettings, timeout_s: float = 30.0) -> None:
@@ -120,11 +122,17 @@ class KafkaHeads:
         self._partitions: dict[str, int] = {}
         self._ends: dict[tuple[str, int], int] = {}  # the high watermark expected
         self._pending: dict[tuple[str, int], int] = {}  # in the open transaction
+        self._first: dict[tuple[str, int], int] = {}  # first offset written in the open transaction
 
     def delivered(self, topic: str, partition: int, offset: int) -> None:
         """A record of the open transaction was written at ``offset``."""
         tp = (topic, partition)
         self._pending[tp] = max(self._pending.get(tp, 0), offset + 2)  # the record, then the marker
+        self._first[tp] = min(self._first.get(tp, offset), offset)
+
+    def moved(self) -> list[tuple[str, int]]:
+        """Partitions where another writer appended since this one last wrote or loaded the head."""
+        return [tp for tp, first in self._first.items() if tp in self._ends and first != self._ends[tp]]
 
     def settled(self, *, known: bool = True) -> None:
         """The open transaction committed or aborted (``known``: every delivery was reported)."""
@@ -133,19 +141,11 @@ class KafkaHeads:
         else:
             for tp in self._pending:
                 self._ends.pop(tp, None)
-        self._pending = {}
+        self._pending, self._first = {}, {}
 
     def is_current(self, topic: str, partition: int) -> bool:
-        """Whether the partition ends where this writer left it (nobody else wrote since)."""
-        end = self._ends.get((topic, partition))
-        if end is None:
-            return False
-        what = f"checking the chain head of {topic}[{partition}]"
-        consumer = self._require_consumer()
-        _, high = watermarks(
-            consumer, TopicPartition(topic, partition), self.timeout_s, self.settings.bootstrap_servers, what
-        )
-        return high == end
+        """Whether the held head can be trusted: False after an abort left the log's end unknown."""
+        return (topic, partition) in self._ends
 
     def _require_consumer(self) -> Consumer:
         if self._consumer is None:

@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from hub.chain import ChainLinker, is_chained
 from hub.config import AuditSettings, KafkaSettings
-from hub.errors import DeliveryError, LogError
+from hub.errors import ChainMovedError, DeliveryError, LogError
 from hub.kafka.admin import KafkaAdmin
 from hub.kafka.chain import KafkaHeads, chain_linker
 from hub.kafka.errors import translate
@@ -31,7 +31,8 @@ class TransactionalProducer:
     chain of ``hub.chain``: the producer picks their partition itself (the one librdkafka's
     default partitioner would), links them to the partition's head and, with
     ``audit.hmac_key``, adds the signed checkpoints that are due to the transaction before it
-    commits. The heads assume this transactional id is the only writer of those topics.
+    commits. The heads assume this transactional id is the only writer of those topics; when
+    another writer appended since, ``commit()`` raises ChainMovedError (retriable) instead.
     """
 
     def __init__(
@@ -138,6 +139,14 @@ class TransactionalProducer:
                 raise DeliveryError(f"{remaining} records not delivered within {timeout_s}s")
             if self._failed is not None:
                 raise translate(self._failed, self.settings.bootstrap_servers, "delivering a record")
+            moved = self._heads.moved() if self._heads is not None else []
+            if moved:
+                raise ChainMovedError(
+                    "another writer appended to "
+                    + ", ".join(f"{topic}[{partition}]" for topic, partition in moved)
+                    + " since this one last did: the batch is retried on the new chain head",
+                    hint="each chained topic should have one writer (its connector or canonicalizer)",
+                )
             self._producer.commit_transaction(timeout_s)
         except BaseException as exc:
             if self.chain is not None and self._heads is not None:
@@ -174,8 +183,8 @@ class TransactionalProducer:
         if error is not None:
             if self._failed is None:
                 self._failed = error
-        elif self._heads is not None:  # every partition: cheaper than asking which are chained
-            self._heads.delivered(message.topic() or "", message.partition() or 0, message.offset() or 0)
+        elif self._heads is not None and is_chained(topic := message.topic() or ""):
+            self._heads.delivered(topic, message.partition() or 0, message.offset() or 0)
 
 
 def is_retriable(error: LogError) -> bool:

@@ -319,3 +319,25 @@ def test_a_partition_another_writer_appended_to_is_reloaded_at_the_next_transact
     assert read_link(first) == other.next(b"b", b"2")
     assert seqs(second) == 3
     assert len(fake.loads) == 2
+
+
+def test_the_writer_sees_another_writer_from_where_its_records_landed() -> None:
+    """Records landing past where the last transaction (and its marker) ended: the log moved on."""
+    from hub.config import KafkaSettings
+    from hub.kafka.chain import KafkaHeads
+
+    heads = KafkaHeads(KafkaSettings())  # no I/O until a head is loaded
+    tp = ("unsilo.raw.s.t", 0)
+    assert not heads.is_current(*tp)
+    heads.delivered(*tp, 0)
+    heads.delivered(*tp, 1)
+    heads.settled()  # committed: the marker at 2, our next record at 3
+    assert heads.is_current(*tp) and heads.moved() == []
+
+    heads.delivered(*tp, 3)
+    assert heads.moved() == []
+    heads.settled()
+    heads.delivered(*tp, 7)  # offsets 5 and 6 were written by someone else
+    assert heads.moved() == [tp]
+    heads.settled(known=False)  # the batch aborted: the end is unknown, the head is reloaded
+    assert not heads.is_current(*tp)

@@ -122,13 +122,11 @@ def main() -> None:
                 admin.ensure_topics([spec_for(topic, args.partitions)])
                 rates[mode].append(publish(kafka, audit, topic, args.records, args.batch, args.value_bytes))
                 print(mode, f"{rates[mode][-1]:,.0f} events/s", flush=True)
-                if args.snapshot_rows:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        rate = snapshot(
-                            args.bootstrap, args.registry_url, audit, args.snapshot_rows, Path(tmp)
-                        )
-                    snapshots[mode].append(rate)
-                    print(mode, f"snapshot {rate:,.0f} rows/s", flush=True)
+            for mode, audit in modes.items() if args.snapshot_rows else ():
+                with tempfile.TemporaryDirectory() as tmp:
+                    rate = snapshot(args.bootstrap, args.registry_url, audit, args.snapshot_rows, Path(tmp))
+                snapshots[mode].append(rate)
+                print(mode, f"snapshot {rate:,.0f} rows/s", flush=True)
         verifier = Verifier(kafka, b"bench")
         started = time.perf_counter()
         checked = sum(verifier.verify(topics[-1], p, None, None).records for p in range(args.partitions))

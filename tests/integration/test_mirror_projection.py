@@ -88,8 +88,9 @@ def test_read_model_equals_source_after_random_workload(settings: Settings, tmp_
     ConnectorRunner(configured, source).run(until_idle=True)  # streamed changes
 
     config = write_config(configured, tmp_path / "unsilo.yaml")
+    group = unique("mirror")  # its own: another mirror worker on a shared broker must not share partitions
     worker = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "-c", str(config), "project", "mirror"],
+        [sys.executable, "-m", "hub.cli", "-c", str(config), "project", "mirror", "--group", group],
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
     )

@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from hub.local.kafka import GC_FLAGS, NODE_ID, new_cluster_id
+from hub.local.kafka import GC_FLAGS, NODE_ID, SINGLE_NODE, new_cluster_id
 from hub.local.tools import find_java
 from tests.support import free_ports
 
@@ -85,17 +85,7 @@ class SaslKafka:
             "super.users": f"User:{self.admin.name}",
             "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self.root / "data"),
-            "num.partitions": "1",
-            "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "log.cleaner.dedupe.buffer.size": "2097152",
+            **SINGLE_NODE,
         }
 
     def start(self, timeout_s: float = 60.0) -> float:

@@ -33,6 +33,24 @@ GC_FLAGS = (
 )
 
 
+# What a one-node cluster needs beyond its listeners: internal topics with one replica,
+# no topics created by a stray consumer, and no rebalance delay.
+SINGLE_NODE = {
+    "num.partitions": "1",
+    "auto.create.topics.enable": "false",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    # The default 128 MiB dedupe buffer runs a small heap out of memory.
+    "log.cleaner.dedupe.buffer.size": "2097152",
+}
+
+
 def render_server_properties(settings: LocalSettings, log_dir: Path) -> str:
     """The ``server.properties`` of a one-node KRaft cluster (static quorum) on loopback."""
     port, ctl = settings.kafka_port, settings.controller_port
@@ -46,18 +64,7 @@ def render_server_properties(settings: LocalSettings, log_dir: Path) -> str:
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(log_dir.absolute()),
-        "num.partitions": "1",
-        "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        # The default 128 MiB dedupe buffer runs a small heap out of memory.
-        "log.cleaner.dedupe.buffer.size": "2097152",
+        **SINGLE_NODE,
     }
     header = "# Written by unsilo (hub/local/kafka.py); regenerated on every start.\n"
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())

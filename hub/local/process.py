@@ -131,6 +131,9 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             return None
+        child = _children.get(pid)
+        if child is not None and child.poll() is None:
+            return pid  # ours and alive; it may not have exec'd yet (its argv is still ours)
         if is_running(pid, self.marker):
             return pid
         self.pid_file.unlink(missing_ok=True)

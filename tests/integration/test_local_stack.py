@@ -159,3 +159,29 @@ def test_schemas_survive_a_restart_on_the_same_data_dir(
 
     stack.down(settings, PROJECT_ROOT, **JARS)
     assert not any(s.running for s in stack.ps(settings, PROJECT_ROOT))
+
+
+def test_a_service_is_not_declared_dead_before_it_execs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between fork and exec a new child's argv is still ours, without the service's marker: the
+    start must not read that as 'exited during start-up' (it left the broker running, orphaned)."""
+    import sys
+
+    from hub.local import process
+
+    service = process.ManagedProcess("sleeper", tmp_path, "unsilo-test-sleeper")
+    pid = service.start(
+        [sys.executable, "-c", "import time; time.sleep(30)", "unsilo-test-sleeper"], cwd=tmp_path
+    )
+    try:
+        monkeypatch.setattr(
+            process, "_cmdline", lambda _pid: [sys.executable, "-m", "pytest"]
+        )  # not exec'd yet
+
+        assert service.pid() == pid
+        assert service.pid_file.exists()
+    finally:
+        monkeypatch.undo()
+        service.stop(5)
+    assert service.pid() is None

@@ -18,7 +18,7 @@ from importlib.resources import files
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hub.alerts import Alerter
@@ -187,8 +187,9 @@ def create_app(settings: Settings, *, sampler: Sampler | None = None, background
         return HTMLResponse(files("hub.api").joinpath("dashboard.html").read_text(encoding="utf-8"))
 
     @app.get("/", include_in_schema=False, dependencies=operate)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/dashboard")
+    def root(request: Request) -> RedirectResponse:
+        query = request.url.query  # keeps ?token= for the dashboard, which moves it into a cookie
+        return RedirectResponse(f"/dashboard?{query}" if query else "/dashboard")
 
     return app
 

@@ -162,12 +162,14 @@ def test_the_dashboard_token_works_from_the_query_and_the_cookie(settings: Setti
 
     with TestClient(app) as client:
         by_query = client.get("/dashboard", params={"token": issued[Role.operator]})
+        via_root = client.get("/", params={"token": issued[Role.operator]}, follow_redirects=False)
         client.cookies.set("unsilo_token", issued[Role.operator])
         by_cookie = client.get("/status")
         client.cookies.set("unsilo_token", issued[Role.subscriber])
         subscriber = client.get("/dashboard")
 
     assert by_query.status_code == 200 and "<svg" in by_query.text
+    assert via_root.headers["location"] == f"/dashboard?token={issued[Role.operator]}"
     assert by_cookie.status_code == 200 and "components" in by_cookie.json()
     assert subscriber.status_code == 403
 

@@ -196,6 +196,10 @@ class ApiSettings(_Model):
     operator_token: SecretStr | None = None
     auditor_token: SecretStr | None = None
     subscriber_token: SecretStr | None = None
+    # Where POST /replay may build a store: SQLite files under replay_dir (default
+    # <local.data_dir>/replays), other databases only at URLs starting with one of replay_urls.
+    replay_dir: Path | None = None
+    replay_urls: list[str] = []
 
 
 # -- end api

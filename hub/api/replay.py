@@ -15,11 +15,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from hub.config import Settings
 from hub.errors import UnsiloError
@@ -63,6 +66,37 @@ class ReplayJob:
         }
 
 
+def replay_dir(settings: Settings) -> Path:
+    return (settings.api.replay_dir or settings.local.data_dir / "replays").resolve()
+
+
+def target_refusal(settings: Settings, into: str) -> str | None:
+    """Why the API may not build a store at ``into`` (None: it may). Over HTTP a replay only
+    writes where the operator allowed: anywhere else it could create or empty any database
+    the API process reaches, or a SQLite file anywhere it may write."""
+    try:
+        url = make_url(into)
+    except ArgumentError:
+        return f"{into!r} is not a SQLAlchemy URL"
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if url.database in (None, "", ":memory:") or not path.is_absolute():
+            return "a SQLite target must be an absolute file path"
+        if not path.resolve().is_relative_to(replay_dir(settings)):
+            return f"{path} is outside the replay directory {replay_dir(settings)}"
+        return None
+    if any(into.startswith(prefix) for prefix in settings.api.replay_urls):
+        return None
+    return "replays over HTTP go to SQLite files in the replay directory or to api.replay_urls"
+
+
+def target_hint(settings: Settings) -> str:
+    return (
+        f"use into=sqlite:///{replay_dir(settings)}/<name>.db, or allow a database in api.replay_urls "
+        "(api.replay_dir moves the directory); `unsilo replay --into` has no such limit"
+    )
+
+
 def _preparer() -> Any:
     found = list(entry_points(group="unsilo.replay"))
     if not found:
@@ -78,6 +112,10 @@ def replay_router(settings: Settings) -> APIRouter:
     @router.post("", status_code=202)
     def start_replay(request: ReplayRequest) -> dict[str, Any]:
         """Start rebuilding a read model as it stood at ``as_of`` into ``into``; 202 with the job id."""
+        refused = target_refusal(settings, request.into)
+        if refused is not None:
+            raise HTTPException(400, {"error": refused, "hint": target_hint(settings)})
+        replay_dir(settings).mkdir(parents=True, exist_ok=True)
         try:
             replay = _preparer()(
                 settings, request.read_model, request.as_of, request.into, replace=request.replace

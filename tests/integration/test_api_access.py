@@ -188,6 +188,7 @@ def test_masked_columns_stay_masked_for_every_role_and_replay_is_for_auditors(
     )  # the live mirror
     table = f"mirror_{source.system}_emp"
     app = create_app(configured, background=False)
+    pit = configured.local.data_dir.resolve() / "replays" / "pit.db"  # where the API may replay to
 
     with TestClient(app) as client:
         rows = {
@@ -199,7 +200,7 @@ def test_masked_columns_stay_masked_for_every_role_and_replay_is_for_auditors(
         body = {
             "as_of": str(int(time.time() * 1000)),
             "read_model": "mirror",
-            "into": f"sqlite:///{tmp_path / 'pit.db'}",
+            "into": f"sqlite:///{pit}",
         }
         refused = client.post(
             "/replay", json=body, headers={"Authorization": f"Bearer {issued[Role.subscriber]}"}
@@ -223,6 +224,6 @@ def test_masked_columns_stay_masked_for_every_role_and_replay_is_for_auditors(
     assert refused.status_code == 403
     assert job["state"] == "done", job
     assert job["result"]["events_applied"] == 2 and job["progress"]["events_read"] == 2
-    assert query(tmp_path / "pit.db", f"SELECT nid FROM {table} WHERE empno = 7839") == [
+    assert query(pit, f"SELECT nid FROM {table} WHERE empno = 7839") == [
         (rows[Role.auditor].json()["rows"][0]["nid"],)
     ]

@@ -10,7 +10,6 @@ Found timestamps are cached (the log is immutable), so a steady monitor reads li
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -35,14 +34,14 @@ TP = tuple[str, int]
 HeadKey = tuple[str, int, int]  # (topic, partition, offset)
 SEEK_GAP = 500  # read through gaps up to this many records rather than seek
 
-QUIET = logging.getLogger("hub.librdkafka")  # librdkafka's connection chatter stays out of the CLI
-QUIET.propagate = False
-QUIET.addHandler(logging.NullHandler())
-
-
 def quiet_config(config: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """librdkafka settings whose log lines go to a silent logger (errors surface as exceptions)."""
-    return {**config, **extra, "logger": QUIET}
+    """librdkafka settings without its connection chatter (errors surface as exceptions).
+
+    librdkafka's own log level is turned down rather than its lines sent to a Python logger:
+    an AdminClient calls a Python logger from its background thread, and a CI run crashed
+    (SIGSEGV in the lag sampler's list_offsets) with one attached.
+    """
+    return {**config, **extra, "log_level": 0}
 
 
 class LagSource:

@@ -14,7 +14,7 @@ from typing import Any
 import fastavro
 from fastavro.types import Schema as ParsedSchema
 
-from hub.avro_codec import Encode, Unencodable, Unsupported, compile_encoder
+from hub.avro_codec import Encode, NativeEncode, Unencodable, Unsupported, compile_encoder, native_encoder
 from hub.errors import SerializationError
 from hub.registry import SchemaRegistry
 
@@ -25,9 +25,9 @@ _HEADER = struct.Struct(">bI")
 class Writer:
     """A registered schema ready to encode data: its id and the parsed schema.
 
-    Data is written by the compiled encoder of :mod:`hub.avro_codec` (same bytes, about
-    2.5x faster); a datum it does not take as it is, and schemas it does not compile, are
-    written by fastavro, whose errors are the ones reported.
+    Data is written by the encoders of :mod:`hub.avro_codec` (same bytes: the C one, else
+    the Python one); a datum they do not take as it is, and schemas they do not compile,
+    are written by fastavro, whose errors are the ones reported.
     """
 
     def __init__(self, subject: str, schema_id: int, parsed: ParsedSchema) -> None:
@@ -37,11 +37,17 @@ class Writer:
         self._header = _HEADER.pack(MAGIC, schema_id)
         try:
             self._compiled: Encode | None = compile_encoder(parsed)
+            self._native: NativeEncode | None = native_encoder(parsed)
         except Unsupported:
-            self._compiled = None
+            self._compiled = self._native = None
 
     def encode(self, datum: Any) -> bytes:
         """``datum`` in Confluent wire format; SerializationError when it does not fit."""
+        if self._native is not None:
+            try:
+                return self._native(datum, self._header)
+            except Unencodable:
+                pass  # the Python encoder takes (name, value) hints and long decimals
         if self._compiled is not None:
             out = [self._header]
             try:

@@ -10,13 +10,14 @@ the source's other tables go on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from hub.envelope import TableSchema
 from hub.errors import IncompatibleSchemaError
 from hub.kafka.topics import raw_topic
+from hub.raw_rows import RawRowEncoder
 from hub.registry import ConfluentRegistry, key_subject, value_subject
 from hub.serde import AvroSerde, Writer, canonical_text
 
@@ -31,6 +32,13 @@ class TableOut:
     topic: str
     key: Writer
     value: Writer
+    _raw: tuple[TableSchema, RawRowEncoder | None] | None = field(default=None, repr=False)
+
+    def raw(self) -> RawRowEncoder | None:
+        """The source-row encoder for the current schema (None: convert every row first)."""
+        if self._raw is None or self._raw[0] is not self.schema:
+            self._raw = (self.schema, RawRowEncoder.for_table(self.schema, self.key, self.value))
+        return self._raw[1]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from connectors.dead_letters import check_size, letter_body
 from connectors.offsets import encode_position, load_position, position_key
 from connectors.outputs import TableOut, TableOutputs
 from connectors.routed import RoutedOutputs
+from hub.avro_codec import Unencodable
 from hub.config import Settings, SourceSettings
 from hub.envelope import SourceInfo, TableSchema
 from hub.errors import (
@@ -369,9 +370,15 @@ class ConnectorRunner:
             ts_ms=change.ts_ms,
             txid=change.txid,
         )
+        now = int(time.time() * 1000)
+        raw = out.raw() if not premasked else None
+        if raw is not None:
+            try:
+                return raw.records(change.op, change.before, change.after, info, now)
+            except Unencodable:
+                pass  # a value to convert first, a key change, a truncate: the full path
         before = schema.row(change.before, premasked)
         after = schema.row(change.after, premasked)
-        now = int(time.time() * 1000)
         if change.op == "u" and change.before and change.after:
             old_key, new_key = schema.key_of(change.before, premasked), schema.key_of(change.after, premasked)
             if old_key != new_key:  # a primary-key change: delete, tombstone, create

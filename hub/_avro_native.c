@@ -199,6 +199,21 @@ done:
     return rc;
 }
 
+/* What str(uuid.UUID(value)) gives back unchanged: 8-4-4-4-12 lowercase hex. Other spellings
+ * are left to the Python encoder (same bytes as fastavro) and to the source-row converters. */
+static int is_canonical_uuid(PyObject *d) {
+    if (!PyUnicode_CheckExact(d) || PyUnicode_GET_LENGTH(d) != 36 || !PyUnicode_IS_ASCII(d)) return 0;
+    const char *c = (const char *)PyUnicode_DATA(d);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c[i] != '-') return 0;
+        } else if (!((c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int encode(Encoder *e, Node *n, PyObject *d, Buf *b);
 
 static int record_value(Encoder *e, Node *n, PyObject *d, Buf *b) {
@@ -319,7 +334,10 @@ static int encode(Encoder *e, Node *n, PyObject *d, Buf *b) {
         return put_long(b, ((int64_t)(PyDateTime_TIME_GET_HOUR(d) * 60 + PyDateTime_TIME_GET_MINUTE(d)) * 60 +
                             PyDateTime_TIME_GET_SECOND(d)) * 1000000 + PyDateTime_TIME_GET_MICROSECOND(d));
     case OP_UUID: {
-        if ((PyObject *)Py_TYPE(d) != e->uuid_type) return string_value(e, d, b);
+        if ((PyObject *)Py_TYPE(d) != e->uuid_type) {
+            if (!is_canonical_uuid(d)) return unencodable(e, "not a canonical (lowercase) uuid");
+            return string_value(e, d, b);
+        }
         PyObject *text = PyObject_Str(d);
         if (text == NULL) return -1;
         int rc = string_value(e, text, b);

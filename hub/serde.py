@@ -34,7 +34,7 @@ class Writer:
         self.subject = subject
         self.schema_id = schema_id
         self.parsed = parsed
-        self._header = _HEADER.pack(MAGIC, schema_id)
+        self.header = _HEADER.pack(MAGIC, schema_id)
         try:
             self._compiled: Encode | None = compile_encoder(parsed)
             self._native: NativeEncode | None = native_encoder(parsed)
@@ -45,18 +45,18 @@ class Writer:
         """``datum`` in Confluent wire format; SerializationError when it does not fit."""
         if self._native is not None:
             try:
-                return self._native(datum, self._header)
+                return self._native(datum, self.header)
             except Unencodable:
                 pass  # the Python encoder takes (name, value) hints and long decimals
         if self._compiled is not None:
-            out = [self._header]
+            out = [self.header]
             try:
                 self._compiled(datum, out)
                 return b"".join(out)
             except (Unencodable, KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 pass  # fastavro decides: it may fill defaults, convert, or explain the error
         buffer = io.BytesIO()
-        buffer.write(self._header)
+        buffer.write(self.header)
         try:
             fastavro.schemaless_writer(buffer, self.parsed, datum)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -1,0 +1,87 @@
+"""Change events encoded straight from the source's row dicts, skipping the row conversion.
+
+On the snapshot path most values already have the Python type their Avro type is written
+from (drivers type them), yet :meth:`TableSchema.row` still builds a second dict per row
+and converts decimals and uuids. :class:`RawRowEncoder` hands the source rows to the C
+encoder with programs whose row and key records are looked up by *source* column name, so
+the only dicts built are the envelope's. The C encoder is strict: a decimal not already at
+the column's scale, a uuid not in canonical form, a ``memoryview``, a missing column, a
+``None`` in a required column... raise :class:`Unencodable`, and the caller takes the full
+path (convert, then encode), so the bytes are always those of the full path.
+tests/unit/test_raw_rows.py compares both on random rows.
+
+Not used for tables with masked columns or a row-hash key (their values must be computed),
+nor where the C extension was not built.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hub.avro_codec import NativeEncode, Unencodable, native_encoder
+from hub.envelope import Op, SourceInfo, TableSchema
+from hub.serde import Writer
+
+Record = tuple[bytes | None, bytes | None]
+
+
+class RawRowEncoder:
+    """Encodes c/r/u/d changes of one table from source rows, or raises Unencodable."""
+
+    def __init__(
+        self, schema: TableSchema, key: NativeEncode, value: NativeEncode, headers: tuple[bytes, bytes]
+    ):
+        self.schema = schema
+        self._key = key
+        self._value = value
+        self._key_header, self._value_header = headers
+
+    @classmethod
+    def for_table(cls, schema: TableSchema, key: Writer, value: Writer) -> RawRowEncoder | None:
+        """The encoder for ``schema``'s current writers, or None where the full path is needed."""
+        if schema.masks or schema.row_hash:
+            return None
+        key_encode = native_encoder(_by_source_names(schema.key_schema, schema, nested=False))
+        value_encode = native_encoder(_by_source_names(schema.value_schema, schema, nested=True))
+        if key_encode is None or value_encode is None:
+            return None
+        return cls(schema, key_encode, value_encode, (key.header, value.header))
+
+    def records(
+        self,
+        op: Op,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        source: SourceInfo,
+        ts_ms: int,
+    ) -> list[Record]:
+        """The records of one change, as the full path writes them; Unencodable otherwise."""
+        row = after if after is not None else before
+        if row is None or op == "t":
+            raise Unencodable("no row image")
+        key = self._key(row, self._key_header)
+        if (
+            op == "u"
+            and before is not None
+            and after is not None
+            and self._key(before, self._key_header) != key
+        ):
+            raise Unencodable("a primary-key change: delete, tombstone, create")
+        value = self._value(self.schema.event(op, before, after, source, ts_ms), self._value_header)
+        if op == "d":
+            return [(key, value), (key, None)]
+        return [(key, value)]
+
+
+def _by_source_names(avro_schema: dict[str, Any], schema: TableSchema, *, nested: bool) -> dict[str, Any]:
+    """``avro_schema`` with its row (or key) fields named by source column, for lookups in source rows."""
+    source_name = {column.avro_name: column.name for column in schema.columns}
+    renamed = copy.deepcopy(avro_schema)
+    records = [renamed]
+    if nested:  # the envelope: the row record is the second branch of "before"
+        records = [next(f["type"][1] for f in renamed["fields"] if f["name"] == "before")]
+    for record in records:
+        for field in record["fields"]:
+            field["name"] = source_name[field["name"]]
+    return renamed

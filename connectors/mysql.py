@@ -52,6 +52,9 @@ logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
 
 _DDL = re.compile(r"^\s*(?:/\*.*?\*/\s*)*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.I | re.S)
 _IDLE_ADVANCE_S = 5.0  # publish a position-only batch when only other tables moved the binlog
+_HEARTBEAT_S = 0.1  # the server sends a heartbeat after this long with nothing to send
+_IDLE_WAIT_S = 0.25  # a poll with nothing new waits this long for a change before returning None
+_READ_TIMEOUT_S = 30.0  # not a byte (nor a heartbeat) for this long: the server is gone
 
 
 class _LayoutChange(Exception):
@@ -112,6 +115,7 @@ class MysqlConnector:
         self._cursor = _Cursor("", 0)
         self._snapshot: dict[str, Any] | None = None
         self._reader: Any = None
+        self._dump: Any = None  # the reader's binlog connection, once it has connected
         self._file = ""
         self._txn: _Txn | None = None
         self._resume_skip = 0
@@ -119,6 +123,7 @@ class MysqlConnector:
         self._by_gtid = False
         self._ctl: server.KeptConnection | None = None  # pymysqlreplication's, kept between polls
         self._chunk: _Chunk | None = None
+        self._streaming = False  # the last poll had no snapshot to read
         self._last_batch = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -126,7 +131,7 @@ class MysqlConnector:
     def open(self, position: Position | None) -> None:
         """Connect, check the server's binlog settings and grants, and rewind to ``position``."""
         self._drop_reader()
-        self._chunk, self._txn = None, None
+        self._chunk, self._txn, self._streaming = None, None, False
         try:
             if self._conn is None:
                 self._conn = self.server.connect()
@@ -197,16 +202,20 @@ class MysqlConnector:
 
     def _poll(self, max_changes: int) -> Batch | None:
         started_at = self._cursor.at()
-        changes = self._stream(max_changes)
-        progress: dict[str, Any] = {}
         snapshot = self._snapshot
-        if snapshot and snapshot["pending"] and len(changes) < max_changes:
+        snapshotting = bool(snapshot and snapshot["pending"])
+        # a poll waits for changes only once streaming: the first one after open() or after the
+        # snapshot's last chunk returns at once, so whoever drives a snapshot sees it end promptly
+        changes = self._stream(max_changes, wait=self._streaming and not snapshotting)
+        self._streaming = not snapshotting
+        progress: dict[str, Any] = {}
+        if snapshot and snapshotting and len(changes) < max_changes:
             if self._chunk is None:
                 table = snapshot["pending"][0]
                 if snapshot["last_pk"] is None:  # first chunk: count once, for progress
                     snapshot["total"] = self._count(table)
                 self._chunk = self._read_chunk(table, snapshot["last_pk"], max_changes)
-                changes += self._stream(max_changes)
+                changes += self._stream(max_changes, head=self._chunk.hi)
             if self._txn is None and self._cursor.at() >= self._chunk.hi:
                 progress = self._publish_chunk(self._chunk, snapshot, changes)
         if not changes and not progress:
@@ -258,17 +267,39 @@ class MysqlConnector:
 
     # -- the binlog ------------------------------------------------------------------
 
-    def _stream(self, limit: int) -> list[Change]:
+    def _stream(self, limit: int, *, wait: bool = False, head: tuple[int, int] | None = None) -> list[Change]:
+        """Changes from the binlog, until ``limit`` or until caught up with its head.
+
+        The reader stays open between polls: one binlog dump, blocking, with heartbeats. It
+        reads what has arrived; when nothing has, it reads on (blocking) only inside a
+        transaction or up to the binlog's head as of then (``head``, else asked once), so a
+        poll hands out everything committed before it. With ``wait`` and nothing new yet, it
+        waits up to ``_IDLE_WAIT_S`` for the next change: a change committed meanwhile is read
+        the moment it arrives. A blocking read returns within a heartbeat period: a heartbeat
+        means the server had nothing left to send, and two in a row with nothing after them
+        end the poll even short of the head (a transaction the binlog never ends).
+        """
         out: list[Change] = []
         if self._reader is None:
-            if self._cursor.skip == 0 and (self._cursor.file, self._cursor.pos) == self._head():
-                return out
             self._reader = self._open_reader()
+        until = time.monotonic() + (_IDLE_WAIT_S if wait else 0.0)
+        beats = 0
         while len(out) + (len(self._txn.pending) if self._txn else 0) < limit:
+            if self._txn is None and not self._arrived():
+                if head is None:
+                    head = self._head_at()
+                if self._cursor.at() >= head and (out or time.monotonic() >= until):
+                    break
             event = self._reader.fetchone()
-            if event is None:  # the end of the binlog for now: the reader closed itself
-                self._reader = None
+            if event is None:  # the server ended the dump: the next poll reads again from the cursor
+                self._reader = self._dump = None
                 break
+            if isinstance(event, events.HeartbeatLogEvent):  # carries no event: the position stays
+                beats += 1
+                if beats >= 2 and (out or time.monotonic() >= until) and not self._arrived():
+                    break
+                continue
+            beats = 0
             try:
                 self._handle(event, out)
             except _LayoutChange:  # end the batch before it; the next poll reads it first thing
@@ -423,7 +454,7 @@ class MysqlConnector:
 
     def _open_reader(self) -> Any:
         cursor = self._cursor
-        self._resume_skip, self._file, self._txn = cursor.skip, cursor.file, None
+        self._resume_skip, self._file, self._txn, self._dump = cursor.skip, cursor.file, None, None
         stream_connections = 0
 
         def connect(**kwargs: Any) -> Any:
@@ -437,9 +468,10 @@ class MysqlConnector:
             stream_connections += 1
             if stream_connections > 1:  # pymysqlreplication reconnects from its start: refuse
                 raise SourceUnavailableError(f"lost the binlog connection to {self.server.where}")
-            return server.open_connection(**kwargs)
+            self._dump = server.open_connection(**kwargs)
+            return self._dump
 
-        settings = {**self.server.connect_args(), "connect_timeout": 10, "read_timeout": 120}
+        settings = {**self.server.connect_args(), "connect_timeout": 10, "read_timeout": _READ_TIMEOUT_S}
         where: dict[str, Any] = {"resume_stream": True, "log_file": cursor.file, "log_pos": cursor.pos}
         if self._by_gtid and cursor.gtid:  # the file is gone: find the transaction by its GTID
             where = {"is_mariadb": True, "auto_position": cursor.gtid}
@@ -447,7 +479,8 @@ class MysqlConnector:
         return BinLogStreamReader(
             settings,
             self.server_id,
-            blocking=False,
+            blocking=True,  # kept open between polls: no new binlog dump (and its set-up) per poll
+            slave_heartbeat=_HEARTBEAT_S,  # so a blocking read returns when there is nothing new
             only_schemas=[self.db],
             only_tables=list(self._layouts),
             filter_non_implemented_events=False,
@@ -457,6 +490,7 @@ class MysqlConnector:
         )
 
     def _drop_reader(self) -> None:
+        self._dump = None
         if self._reader is not None:
             reader, self._reader = self._reader, None
             try:
@@ -491,6 +525,14 @@ class MysqlConnector:
 
     def _head(self) -> tuple[str, int]:
         return server.head(self._conn, self.server)
+
+    def _head_at(self) -> tuple[int, int]:
+        file, pos = self._head()
+        return (server.file_index(file), pos)
+
+    def _arrived(self) -> bool:
+        """Whether a read of the binlog would not wait (also before the reader has connected)."""
+        return self._dump is None or server.has_data(self._dump)
 
     def _check_binlog_exists(self) -> None:
         self._by_gtid = False

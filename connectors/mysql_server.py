@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -48,8 +50,8 @@ def _date(text: str) -> dt.date | str:
 class _Connection(pymysql.connections.Connection):  # type: ignore[misc]
     """PyMySQL's connection, sharing one default TLS context (for TLS "if the server offers it").
 
-    PyMySQL builds a fresh default context per connection, loading the CA store (20 ms); the
-    binlog is read over a new connection per poll, so that would dominate streaming latency.
+    PyMySQL builds a fresh default context per connection, loading the CA store (20 ms); that
+    would dominate every reconnect (each rewind opens a new binlog connection).
     """
 
     _default_ctx: Any = None
@@ -278,6 +280,34 @@ class KeptConnection:
             self.conn.close()
         except pymysql.err.Error as exc:
             log.debug("mysql_close_failed", error=str(exc))
+
+
+def has_data(conn: Any) -> bool:
+    """Whether reading from PyMySQL connection ``conn`` would return at once, without waiting.
+
+    True when bytes are buffered (PyMySQL's reader, TLS) or waiting on the socket, and when the
+    connection is closed (the read then fails at once, with the real error). The socket is
+    non-blocking for a moment: a peek of the reader returns its buffered bytes or reads what
+    has arrived; a plain socket's peek tells nothing-yet from closed by the server.
+    """
+    sock, rfile = conn._sock, conn._rfile
+    if sock is None or rfile is None:
+        return True
+    tls = isinstance(sock, ssl.SSLSocket)
+    if tls and sock.pending():
+        return True
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        if rfile.peek(1):
+            return True
+        return not tls and sock.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, ssl.SSLWantReadError):  # nothing has arrived yet
+        return False
+    except OSError:  # reset by the server: the read fails at once
+        return True
+    finally:
+        sock.settimeout(timeout)
 
 
 _STATUS = ["SHOW MASTER STATUS"]

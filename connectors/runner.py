@@ -107,6 +107,7 @@ class ConnectorRunner:
         self._control: ControlChannel | None = None
         self.paused = False
         self._stopping = False
+        self._last_source: tuple[tuple[Any, ...], SourceInfo] | None = None
 
     def start(self) -> None:
         """Connect to Kafka, the registry and the source; resume from the last position.
@@ -356,20 +357,28 @@ class ConnectorRunner:
         check_size(change.table, records)
         return out.topic, records
 
+    def _source_info(self, change: Change) -> SourceInfo:
+        """The event's source block; the rows of a snapshot chunk or a transaction share one."""
+        same = (change.table, change.snapshot, change.position, change.ts_ms, change.txid)
+        if self._last_source is None or self._last_source[0] != same:
+            info = SourceInfo(
+                connector=self.connector.kind,
+                system=self.source.system,
+                db=self.connector.db,
+                table=change.table,
+                snapshot=change.snapshot,
+                position=change.position,
+                ts_ms=change.ts_ms,
+                txid=change.txid,
+            )
+            self._last_source = (same, info)
+        return self._last_source[1]
+
     def _encode(
         self, out: TableOut, change: Change, premasked: tuple[str, ...] = ()
     ) -> list[tuple[bytes | None, bytes | None]]:
         schema = out.schema
-        info = SourceInfo(
-            connector=self.connector.kind,
-            system=self.source.system,
-            db=self.connector.db,
-            table=change.table,
-            snapshot=change.snapshot,
-            position=change.position,
-            ts_ms=change.ts_ms,
-            txid=change.txid,
-        )
+        info = self._source_info(change)
         now = int(time.time() * 1000)
         raw = out.raw() if not premasked else None
         if raw is not None:

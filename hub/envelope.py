@@ -57,7 +57,11 @@ class SourceInfo:
     txid: int | None = None
 
     def to_avro(self) -> dict[str, Any]:
-        return {
+        """The Avro ``source`` record (built once: events of a snapshot chunk share one SourceInfo)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_avro")
+        if cached is not None:
+            return cached
+        avro = {
             "connector": self.connector,
             "system": self.system,
             "db": self.db,
@@ -67,6 +71,8 @@ class SourceInfo:
             "txid": self.txid,
             "ts_ms": self.ts_ms,
         }
+        object.__setattr__(self, "_avro", avro)
+        return avro
 
 
 class TableSchema:

@@ -1,8 +1,9 @@
-"""Only the optional C extension lives here; everything else is in pyproject.toml.
+"""Only the optional C extensions live here; everything else is in pyproject.toml.
 
-hub/_avro_native.c encodes Avro about 10x faster than the Python encoder it mirrors. It is
-optional: where no C compiler or Python headers are present, the install goes on and the hub
-runs on hub/avro_codec.py (same bytes, slower).
+hub/_avro_native.c encodes Avro about 10x faster than the Python encoder it mirrors;
+connectors/_mysql_rows.c decodes MySQL result rows several times faster than PyMySQL. Both
+are optional: where no C compiler or Python headers are present, the install goes on and
+the same work is done in Python (same results, slower).
 """
 
 from setuptools import Extension, setup
@@ -10,5 +11,6 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("hub._avro_native", ["hub/_avro_native.c"], optional=True, extra_compile_args=["-O2"]),
+        Extension("connectors._mysql_rows", ["connectors/_mysql_rows.c"], optional=True, extra_compile_args=["-O2"]),
     ]
 )

@@ -86,8 +86,9 @@ def _fresh_stack_settings(workdir: Path) -> Settings:
 
 def _measure(settings: Settings, workdir: Path, args: argparse.Namespace) -> None:
     urls = create_estate(workdir / "estate", 42)
-    config = demo_config(settings, workdir, urls)
-    read = create_engine(f"sqlite:///{workdir / 'read.db'}")
+    read_url = f"sqlite:///{workdir / 'read.db'}"
+    config = demo_config(settings, workdir, urls, read_url)
+    read = create_engine(read_url)
     base = [sys.executable, "-m", "hub.cli", "--log-level", "warning", "-c", str(config)]
     for system in SYSTEMS:
         subprocess.run([*base, "run", system, "--until-idle"], check=True, capture_output=True)

@@ -124,7 +124,9 @@ def run_connector(config: Path, source: str, profile: Path | None) -> dict[str, 
         started = time.monotonic()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
         hwm_kib = 0
-        while True:  # sample VmHWM every 50 ms; wait4's ru_maxrss gives the exact peak at exit
+        # Sample VmHWM every 50 ms. Not wait4's ru_maxrss: Linux carries the parent's peak RSS
+        # over exec into it (the benchmark process's own 267 MiB was reported as the connector's).
+        while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -138,7 +140,7 @@ def run_connector(config: Path, source: str, profile: Path | None) -> dict[str, 
         raise RuntimeError(f"unsilo run exited {proc.returncode}:\n{stderr[-3000:]}")
     result: dict[str, Any] = {
         "wall_seconds": round(wall, 2),
-        "peak_rss_mib": round(max(hwm_kib, usage.ru_maxrss) / 1024, 1),
+        "peak_rss_mib": round((hwm_kib or usage.ru_maxrss) / 1024, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
     }
     reported = re.search(r"'events_per_s':\s*([\d.]+)", stderr)

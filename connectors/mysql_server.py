@@ -20,6 +20,7 @@ import pymysql  # type: ignore[import-untyped]
 import structlog
 from pymysql.constants import FIELD_TYPE  # type: ignore[import-untyped]
 
+from connectors import keepalive
 from connectors.base import Problem
 from connectors.mysql_rows import DATE, DATETIME, FastRows
 from connectors.mysql_schema import Layout, MysqlColumn, quote
@@ -53,11 +54,16 @@ class _Connection(FastRows, pymysql.connections.Connection):  # type: ignore[mis
     with result rows decoded in C (:mod:`connectors.mysql_rows`).
 
     PyMySQL builds a fresh default context per connection, loading the CA store (20 ms); that
-    would dominate every reconnect (each rewind opens a new binlog connection).
+    would dominate every reconnect (each rewind opens a new binlog connection). Its TCP
+    socket has keepalive on (:mod:`connectors.keepalive`).
     """
 
     _default_ctx: Any = None
     fast_kinds: ClassVar[dict[Any, int]] = {_datetime: DATETIME, _date: DATE}
+
+    def connect(self, sock: Any = None) -> None:
+        super().connect(sock)
+        keepalive.enable(self._sock)  # a silent server fails reads in about a minute, not 15
 
     def _create_ssl_ctx(self, sslp: Any) -> Any:
         if sslp:

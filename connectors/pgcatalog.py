@@ -21,6 +21,7 @@ import structlog
 from psycopg2 import sql
 from pydantic import SecretStr
 
+from connectors import keepalive
 from connectors.pgoutput import TYPED, Parser, parse_lsn, parser_for
 from hub.avro_types import Column, avro_type_for
 from hub.config import SourceSettings, TableSettings
@@ -98,6 +99,7 @@ def connect(settings: PostgresSettings, *, replication: bool = False) -> Any:
     }
     if settings.password is not None:
         extra["password"] = settings.password.get_secret_value()
+    extra.update(keepalive.libpq_defaults(psycopg2.extensions.parse_dsn(settings.dsn)))
     dsn = psycopg2.extensions.make_dsn(settings.dsn, **extra)
     try:
         if replication:

@@ -46,7 +46,6 @@ import structlog
 
 from connectors import pgcatalog
 from connectors.base import Batch, Change, Position, add_pending_snapshot
-from connectors.pg_read_ahead import ReadAhead
 from connectors.pgcatalog import CapturedTable, PostgresSettings
 from connectors.pgoutput import ProtocolError, decode, format_lsn, parse_lsn
 from connectors.pgstream import WATERMARK_PREFIX, ChangeDecoder, format_position, position_order
@@ -114,7 +113,6 @@ class PostgresConnector:
         self._position: Position = {}
         self._stream = ChangeDecoder(self._tables, self._refresh, 0, None)
         self._chunk: _Chunk | None = None
-        self._ahead: ReadAhead[_Chunk] = ReadAhead(lambda: pgcatalog.connect(self.pg))
         self._seen = 0  # highest WAL position the server said it has sent
         self._handed: str = ""
         self._committed: str = ""
@@ -125,7 +123,6 @@ class PostgresConnector:
     def open(self, position: Position | None) -> None:
         """Connect, check, set up publication and slot, and stream from ``position``."""
         self._close_stream()
-        self._ahead.drop()
         if self._conn is None or self._conn.closed:
             self._conn = pgcatalog.connect(self.pg)
         try:
@@ -154,7 +151,6 @@ class PostgresConnector:
 
     def close(self) -> None:
         self._close_stream()
-        self._ahead.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -277,11 +273,8 @@ class PostgresConnector:
         stream = self._stream
         while True:
             if self._chunk is None:
-                self._chunk = self._ahead.take(_chunk_key(table, snapshot["last_pk"], limit))
-            if self._chunk is None:
-                token = uuid.uuid4().hex
-                stream.expect_watermark(token)
-                self._chunk = self._read_chunk(self._conn, table, snapshot["last_pk"], limit, token)
+                self._chunk = self._read_chunk(table, snapshot["last_pk"], limit)
+                stream.expect_watermark(self._chunk.token)
             chunk = self._chunk
             deadline = time.monotonic() + WATERMARK_TIMEOUT_S
             while stream.watermark is None:
@@ -311,50 +304,24 @@ class PostgresConnector:
             log.info("snapshot_table_done", source=self.name, table=table)
         else:
             snapshot["last_pk"] = chunk.cursor
-            self._read_ahead(table, chunk.cursor, limit)
         progress = {"table": table, "rows": len(chunk.rows), "total": snapshot.get("total"), "done": done}
         if not snapshot["pending"]:
             self._position["snapshot"] = None
         return Batch(changes, self._current_position(), progress)
 
-    def _read_ahead(self, table: str, last_pk: list[Any] | None, limit: int) -> None:
-        """Read the next chunk in the background while this one is published (connectors/pg_read_ahead.py).
-
-        Its snapshot and watermark are taken here, so the chunk reads the table as of now;
-        the query and the commit run in the background.
-        """
+    def _read_chunk(self, table: str, last_pk: list[Any] | None, limit: int) -> _Chunk:
+        """One chunk of rows after ``last_pk``, with its snapshot and a watermark in the WAL."""
+        captured = self._tables[table]
         token = uuid.uuid4().hex
-        self._stream.expect_watermark(token)  # before the stream can pass its watermark
-        self._ahead.start(
-            _chunk_key(table, last_pk, limit),
-            lambda conn: self._begin_chunk(conn, token),
-            lambda conn, begun: self._finish_chunk(conn, table, last_pk, limit, token, begun),
-        )
-
-    def _read_chunk(self, conn: Any, table: str, last_pk: list[Any] | None, limit: int, token: str) -> _Chunk:
-        """One chunk of rows after ``last_pk``, with its snapshot and watermark ``token`` in the WAL."""
-        return self._finish_chunk(conn, table, last_pk, limit, token, self._begin_chunk(conn, token))
-
-    def _begin_chunk(self, conn: Any, token: str) -> tuple[str, int]:
-        """Open the chunk's transaction: its snapshot, its watermark and the time it reads at."""
-        with conn.cursor() as cur:
+        with self._conn.cursor() as cur:
             cur.execute(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit = local;"
                 " SELECT pg_current_snapshot()::text, pg_logical_emit_message(true, %s, %s)::text,"
                 " (extract(epoch from statement_timestamp()) * 1000)::bigint",
                 (WATERMARK_PREFIX, token),
             )
-            visible, _, read_ms = cur.fetchone()
-        return str(visible), int(read_ms)
-
-    def _finish_chunk(
-        self, conn: Any, table: str, last_pk: list[Any] | None, limit: int, token: str, begun: tuple[str, int]
-    ) -> _Chunk:
-        """Read the chunk's rows in the transaction :meth:`_begin_chunk` opened, and commit it."""
-        captured = self._tables[table]
-        visible, read_ms = begun
-        with conn.cursor() as cur:
             try:
+                visible, _, read_ms = cur.fetchone()
                 if last_pk is None:
                     cur.execute(captured.first_sql, (limit,))
                 else:
@@ -374,7 +341,7 @@ class PostgresConnector:
                 cursor = [last[width]]
             else:
                 cursor = [_json_safe(values[-1][k]) for k in captured.order]
-        return _Chunk(table, token, _Visibility.parse(visible), values, cursor, read_ms=read_ms)
+        return _Chunk(table, token, _Visibility.parse(visible), values, cursor, read_ms=int(read_ms))
 
     def _consistent(self, chunk: _Chunk, watermark: int) -> bool:
         """No transaction streamed before the watermark is invisible to the chunk's snapshot."""
@@ -436,10 +403,6 @@ class PostgresConnector:
         self._position["txn"] = self._stream.position_txn()
         position: Position = json.loads(json.dumps(self._position))
         return position
-
-
-def _chunk_key(table: str, last_pk: list[Any] | None, limit: int) -> str:
-    return json.dumps([table, last_pk, limit], default=str)
 
 
 def _key(position: Position) -> str:

@@ -107,29 +107,6 @@ class TestPostgresConnector(ConnectorContract):
 
     # -- PostgreSQL specifics --------------------------------------------------------
 
-    def test_changes_during_snapshot_come_before_the_next_chunk(self, tmp_path: Path) -> None:
-        """PostgreSQL reads a chunk ahead (connectors/pg_read_ahead.py): the next chunk's snapshot
-        and watermark are taken when a chunk is handed out, so a row changed after that comes as a
-        change after the chunk, which holds the row as it was; a change committed before a chunk's
-        snapshot still comes before that chunk, and each key's events stay in commit order."""
-        connector = self.make_connector(tmp_path, rows=6)
-        connector.open(None)
-        first = connector.poll(BATCH)
-        assert first is not None
-        assert [c.after["id"] for c in first.changes if c.after] == [1, 2]
-
-        self.update(3, "changed after the next chunk's snapshot")  # chunk [3, 4] is read as of before
-        self.update(5, "changed before its chunk's snapshot")  # chunk [5, 6] is not begun yet
-        second = connector.poll(BATCH)  # hands out [3, 4]; begins [5, 6] as of now
-        self.insert(10, "inserted after that")
-        rest = changes_of([second, *drain(connector)])
-
-        ops = [(c.op, (c.after or c.before or {})["id"]) for c in rest]
-        assert ops == [("r", 3), ("r", 4), ("u", 3), ("u", 5), ("r", 5), ("r", 6), ("c", 10), ("r", 10)]
-        assert rest[0].after == {"id": 3, "name": "customer 3"}
-        assert rest[2].after == {"id": 3, "name": "changed after the next chunk's snapshot"}
-        assert rest[4].after == {"id": 5, "name": "changed before its chunk's snapshot"}
-
     def test_snapshot_position_records_table_and_last_key(self, tmp_path: Path) -> None:
         """Mid-snapshot the position names the table still pending and the last key read."""
         connector = self.make_connector(tmp_path, rows=5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import random
 import struct
@@ -12,28 +11,15 @@ import pymysql
 import pytest
 from pymysql.protocol import MysqlPacket
 
-from connectors import mysql_rows
+from connectors import mysql_rows, mysql_server
 from connectors.mysql_rows import DATE, DATETIME, plan_for
 
 if not mysql_rows.available():
     pytest.skip("the C row decoder was not built here", allow_module_level=True)
 
 
-def iso_datetime(text: str) -> dt.datetime | str:  # the connector's decoder: text when not a date
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-
-
-def iso_date(text: str) -> dt.date | str:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return text
-
-
-FAST_KINDS = {int: mysql_rows.INT, float: mysql_rows.FLOAT, iso_datetime: DATETIME, iso_date: DATE}
+iso_datetime, iso_date = mysql_server._datetime, mysql_server._date  # the connector's own decoders
+FAST_KINDS = {int: mysql_rows.INT, float: mysql_rows.FLOAT, **mysql_server._Connection.fast_kinds}
 CONVERTERS: list[tuple[str | None, Any]] = [
     ("ascii", int),
     ("utf8", None),

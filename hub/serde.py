@@ -47,7 +47,7 @@ class Writer:
             try:
                 return self._native(datum, self.header)
             except Unencodable:
-                pass  # the Python encoder takes (name, value) hints and long decimals
+                pass  # the Python encoder takes decimals beyond 18 digits and uuids in other spellings
         if self._compiled is not None:
             out = [self.header]
             try:

@@ -32,7 +32,7 @@ format:
 	ruff format .
 	ruff check --fix .
 
-bench: services     ## Unsilo vs Debezium (~45 min); writes benchmarks/results/versus_debezium.{json,md}
+bench: services     ## Unsilo vs Debezium (~25 min on 2 cores); writes benchmarks/results/versus_debezium.{json,md}
 	$(PYTHON) -m benchmarks.versus_debezium --rerun-unsilo-only $(BENCH_ARGS)
 
 bench-quick: services  ## the same, 50,000 rows and 20 s per rate (~15 min)

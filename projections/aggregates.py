@@ -84,8 +84,9 @@ class AggregateBuilder(tracking.TrackedBuilder):
             Column("contributions", Text, nullable=False),
         )
         try:
-            self.metadata.create_all(engine)
-            tracking.metadata.create_all(engine)
+            with engine.begin() as conn, tracking.schema_lock(conn):
+                self.metadata.create_all(conn)
+                tracking.metadata.create_all(conn)
         except SQLAlchemyError as exc:
             raise ReadModelError(f"cannot prepare read model {projection}: {exc}") from exc
 

@@ -40,7 +40,7 @@ class EntityTablesBuilder(tracking.TrackedBuilder):
         self.view_name = view_name
         self.view_sql = view_sql
         try:
-            with engine.begin() as conn:
+            with engine.begin() as conn, tracking.schema_lock(conn):
                 for table, _ in topics.values():
                     table.create(conn, checkfirst=True)
                 tracking.metadata.create_all(conn)

@@ -90,7 +90,7 @@ def _exists(conn: Connection, name: str) -> bool:
 
 
 def _drop_shadow(engine: Engine, names: list[str], shadow_name: str) -> None:
-    with engine.begin() as conn:
+    with engine.begin() as conn, tracking.schema_lock(conn):
         for name in names:
             conn.execute(text(f"DROP TABLE IF EXISTS {_quote(conn, name + SUFFIX)}"))
         tracking.metadata.create_all(conn)

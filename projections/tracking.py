@@ -7,9 +7,10 @@ so a redelivery after a crash changes nothing: every event is applied exactly on
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +27,31 @@ positions = Table(
     Column("partition", Integer, primary_key=True, autoincrement=False),
     Column("offset", BigInteger, nullable=False),
 )
+
+
+SCHEMA_LOCK = 0x756E73696C6F  # "unsilo": the advisory lock id read models take to create tables
+
+
+@contextmanager
+def schema_lock(conn: Connection) -> Iterator[None]:
+    """Serialise table and view creation in one read store across processes.
+
+    Projections started together (``unsilo demo``, a restart) would otherwise create the
+    shared positions table, or their own tables, at the same moment, and one fails with a
+    duplicate: SQLAlchemy's ``checkfirst`` looks, then creates. PostgreSQL takes an advisory
+    lock for the transaction, MySQL/MariaDB a named lock for the session; SQLite already
+    serialises writers.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
+    elif dialect in ("mysql", "mariadb"):
+        conn.execute(text("SELECT GET_LOCK('unsilo_schema', 120)"))
+    try:
+        yield
+    finally:
+        if dialect in ("mysql", "mariadb"):
+            conn.execute(text("SELECT RELEASE_LOCK('unsilo_schema')"))
 
 
 def applied_offsets(conn: Connection, projection: str) -> dict[tuple[str, int], int]:

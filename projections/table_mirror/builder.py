@@ -26,7 +26,8 @@ class MirrorBuilder(tracking.TrackedBuilder):
         self.metadata = MetaData()
         self._tables: dict[str, tuple[Table, list[MirrorColumn]]] = {}
         try:
-            tracking.metadata.create_all(engine)
+            with engine.begin() as conn, tracking.schema_lock(conn):
+                tracking.metadata.create_all(conn)
         except SQLAlchemyError as exc:
             raise ReadModelError(f"cannot prepare the read store: {exc}") from exc
 

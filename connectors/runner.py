@@ -196,11 +196,12 @@ class ConnectorRunner:
         producer.begin()
         try:
             schemas = {schema.table: schema for schema in self.connector.tables()}
+            now = int(time.time() * 1000)  # the events' ts_ms: when the batch was processed
             for change in batch.changes:
                 if change.topic is not None:  # a routed change (outbox event): published as-is
                     self._publish_routed(producer, change)
                     continue
-                self._publish(producer, change, schemas[change.table])
+                self._publish(producer, change, schemas[change.table], now)
             self._update_status(batch)
             producer.send(OFFSETS_TOPIC, position_key(self.source.name), encode_position(batch.position))
             producer.send(STATUS_TOPIC, position_key(self.source.name), self.status.encode())
@@ -277,7 +278,9 @@ class ConnectorRunner:
         position: Position | None = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
 
-    def _publish(self, producer: TransactionalProducer, change: Change, schema: TableSchema) -> None:
+    def _publish(
+        self, producer: TransactionalProducer, change: Change, schema: TableSchema, now: int
+    ) -> None:
         try:
             out = self.outputs.get(schema)
         except IncompatibleSchemaError as exc:
@@ -285,7 +288,7 @@ class ConnectorRunner:
             self._dead_letter(producer, change, exc, topic=self.quarantine, schema=schema)
             return
         try:
-            records = self._encode(out, change)
+            records = self._encode(out, change, now=now)
             check_size(change.table, records)  # too large for the broker: a dead letter, not a crash
         except (SourceDataError, SerializationError) as exc:
             self._dead_letter(producer, change, exc, schema=schema)
@@ -375,11 +378,12 @@ class ConnectorRunner:
         return self._last_source[1]
 
     def _encode(
-        self, out: TableOut, change: Change, premasked: tuple[str, ...] = ()
+        self, out: TableOut, change: Change, premasked: tuple[str, ...] = (), now: int | None = None
     ) -> list[tuple[bytes | None, bytes | None]]:
         schema = out.schema
         info = self._source_info(change)
-        now = int(time.time() * 1000)
+        if now is None:
+            now = int(time.time() * 1000)
         raw = out.raw() if not premasked else None
         if raw is not None:
             try:

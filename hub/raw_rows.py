@@ -30,12 +30,23 @@ class RawRowEncoder:
     """Encodes c/r/u/d changes of one table from source rows, or raises Unencodable."""
 
     def __init__(
-        self, schema: TableSchema, key: NativeEncode, value: NativeEncode, headers: tuple[bytes, bytes]
+        self,
+        schema: TableSchema,
+        key: NativeEncode,
+        value: NativeEncode,
+        row: NativeEncode,
+        headers: tuple[bytes, bytes],
     ):
         self.schema = schema
         self._key = key
         self._value = value
+        self._row = row
         self._key_header, self._value_header = headers
+        self._no_before = self._value_header + b"\x00"
+        self._no_before_then_after = self._no_before + b"\x02"
+        # The envelope's fields after the rows (op, ts_ms, source) are the same bytes for
+        # every change of a snapshot chunk or transaction: encoded once, then appended
+        self._tail: tuple[Op, int, SourceInfo, bytes] | None = None
 
     @classmethod
     def for_table(cls, schema: TableSchema, key: Writer, value: Writer) -> RawRowEncoder | None:
@@ -43,10 +54,12 @@ class RawRowEncoder:
         if schema.masks or schema.row_hash:
             return None
         key_encode = native_encoder(_by_source_names(schema.key_schema, schema, nested=False))
-        value_encode = native_encoder(_by_source_names(schema.value_schema, schema, nested=True))
-        if key_encode is None or value_encode is None:
+        value_schema = _by_source_names(schema.value_schema, schema, nested=True)
+        value_encode = native_encoder(value_schema)
+        row_encode = native_encoder(_row_record(value_schema))
+        if key_encode is None or value_encode is None or row_encode is None:
             return None
-        return cls(schema, key_encode, value_encode, (key.header, value.header))
+        return cls(schema, key_encode, value_encode, row_encode, (key.header, value.header))
 
     def records(
         self,
@@ -68,10 +81,52 @@ class RawRowEncoder:
             and self._key(before, self._key_header) != key
         ):
             raise Unencodable("a primary-key change: delete, tombstone, create")
-        value = self._value(self.schema.event(op, before, after, source, ts_ms), self._value_header)
+        value = self._envelope(op, before, after, source, ts_ms)
         if op == "d":
             return [(key, value), (key, None)]
         return [(key, value)]
+
+
+    def _envelope(
+        self,
+        op: Op,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        source: SourceInfo,
+        ts_ms: int,
+    ) -> bytes:
+        """The envelope's bytes: header, before and after rows, then the shared tail.
+
+        The Avro envelope is its fields' encodings one after another (before, after, op,
+        ts_ms, source), so only the rows are encoded per change.
+        """
+        tail = self._tail
+        if tail is None or tail[2] is not source or tail[1] != ts_ms or tail[0] != op:
+            full = self._value(self.schema.event(op, before, after, source, ts_ms), self._value_header)
+            rows = self._rows(before, after)
+            if not full.startswith(rows):  # pragma: no cover - the schema's field order changed
+                return full
+            self._tail = (op, ts_ms, source, full[len(rows) :])
+            return full
+        return self._rows(before, after) + tail[3]
+
+    def _rows(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> bytes:
+        """The header, then the before and after union branches (0: null, 1: the row)."""
+        if before is None:
+            head = self._no_before
+        else:
+            head = self._row(before, self._value_header + b"\x02")
+        if after is None:
+            return head + b"\x00"
+        if before is None:
+            return self._row(after, self._no_before_then_after)
+        return self._row(after, head + b"\x02")
+
+
+def _row_record(value_schema: dict[str, Any]) -> dict[str, Any]:
+    """The row record of an envelope schema (the second branch of its ``before`` field)."""
+    record: dict[str, Any] = next(f["type"][1] for f in value_schema["fields"] if f["name"] == "before")
+    return record
 
 
 def _by_source_names(avro_schema: dict[str, Any], schema: TableSchema, *, nested: bool) -> dict[str, Any]:
@@ -80,7 +135,7 @@ def _by_source_names(avro_schema: dict[str, Any], schema: TableSchema, *, nested
     renamed = copy.deepcopy(avro_schema)
     records = [renamed]
     if nested:  # the envelope: the row record is the second branch of "before"
-        records = [next(f["type"][1] for f in renamed["fields"] if f["name"] == "before")]
+        records = [_row_record(renamed)]
     for record in records:
         for field in record["fields"]:
             field["name"] = source_name[field["name"]]

@@ -124,10 +124,15 @@ class KafkaHeads:
         self._pending: dict[tuple[str, int], int] = {}  # in the open transaction
         self._first: dict[tuple[str, int], int] = {}  # first offset written in the open transaction
 
-    def delivered(self, topic: str, partition: int, offset: int) -> None:
-        """A record of the open transaction was written at ``offset``."""
+    def delivered(self, topic: str, partition: int, offset: int, count: int = 1) -> None:
+        """``count`` records of the open transaction were written from ``offset`` on.
+
+        A transaction's records in one partition take consecutive offsets unless another
+        writer appends in between: then the end expected here falls short of the real one,
+        and the next transaction's first record is seen to have ``moved``.
+        """
         tp = (topic, partition)
-        self._pending[tp] = max(self._pending.get(tp, 0), offset + 2)  # the record, then the marker
+        self._pending[tp] = max(self._pending.get(tp, 0), offset + count + 1)  # the records, the marker
         self._first[tp] = min(self._first.get(tp, offset), offset)
 
     def moved(self) -> list[tuple[str, int]]:

@@ -60,6 +60,10 @@ class TransactionalProducer:
         self._producer = Producer(config)
         self._failed: KafkaError | None = None
         self._in_transaction = False
+        # Chained partitions written in the open transaction: records sent, and the offset
+        # of the first (the only one of them with a delivery report; see ``send``)
+        self._sent: dict[tuple[str, int], int] = {}
+        self._first_offsets: dict[tuple[str, int], int] = {}
         chain = chain_linker(settings, audit, transactional_id) if audit is not None else None
         self.chain: ChainLinker | None = chain[0] if chain else None
         self._heads: KafkaHeads | None = chain[1] if chain else None
@@ -80,6 +84,7 @@ class TransactionalProducer:
             raise translate(exc, self.settings.bootstrap_servers, "beginning a transaction") from exc
         self._failed = None
         self._in_transaction = True
+        self._sent, self._first_offsets = {}, {}
         if self.chain is not None:
             self.chain.begin()
 
@@ -90,23 +95,26 @@ class TransactionalProducer:
         value: bytes | None,
         headers: Headers | None = None,
     ) -> None:
-        """Queue one record in the open transaction (linked to its chain if the topic is chained)."""
+        """Queue one record in the open transaction (linked to its chain if the topic is chained).
+
+        Of a chained partition's records only the first asks for a delivery report: its
+        offset is all the chain needs (the rest follow it), and a record the broker refuses
+        fails the transaction's commit anyway. A report per record cost 8% of a snapshot.
+        """
         record_headers: list[tuple[str, str | bytes | None]] = list(headers or [])
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"on_delivery": self._on_delivery}
         if self.chain is not None and is_chained(topic):
             partition, links = self.chain.link(topic, key, value)
             record_headers += links
             options["partition"] = partition
+            tp = (topic, partition)
+            sent = self._sent.get(tp, 0)
+            self._sent[tp] = sent + 1
+            if sent:
+                options = {"partition": partition}
         while True:
             try:
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    headers=record_headers,
-                    on_delivery=self._on_delivery,
-                    **options,
-                )
+                self._producer.produce(topic, value=value, key=key, headers=record_headers, **options)
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -139,6 +147,9 @@ class TransactionalProducer:
                 raise DeliveryError(f"{remaining} records not delivered within {timeout_s}s")
             if self._failed is not None:
                 raise translate(self._failed, self.settings.bootstrap_servers, "delivering a record")
+            if self._heads is not None:
+                for (topic, partition), offset in self._first_offsets.items():
+                    self._heads.delivered(topic, partition, offset, self._sent[(topic, partition)])
             moved = self._heads.moved() if self._heads is not None else []
             if moved:
                 raise ChainMovedError(
@@ -184,7 +195,7 @@ class TransactionalProducer:
             if self._failed is None:
                 self._failed = error
         elif self._heads is not None and is_chained(topic := message.topic() or ""):
-            self._heads.delivered(topic, message.partition() or 0, message.offset() or 0)
+            self._first_offsets[(topic, message.partition() or 0)] = message.offset() or 0
 
 
 def is_retriable(error: LogError) -> bool:

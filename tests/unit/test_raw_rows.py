@@ -47,11 +47,11 @@ def writers(schema: TableSchema) -> tuple[Writer, Writer]:
 
 
 def full_path(
-    schema: TableSchema, op: str, before: Any, after: Any
+    schema: TableSchema, op: str, before: Any, after: Any, info: SourceInfo = INFO, ts_ms: int = 99
 ) -> list[tuple[bytes | None, bytes | None]]:
     key, value = writers(schema)
     row = after if after is not None else before
-    event = schema.event(op, schema.row(before), schema.row(after), INFO, 99)  # type: ignore[arg-type]
+    event = schema.event(op, schema.row(before), schema.row(after), info, ts_ms)  # type: ignore[arg-type]
     records = [(key.encode(schema.key_of(row)), value.encode(event))]
     return [*records, (records[0][0], None)] if op == "d" else records
 
@@ -88,6 +88,24 @@ def test_source_rows_encode_as_the_full_path_does() -> None:
         before["order id"] = after["order id"]
         before, after = (None if op in "cr" else before), (None if op == "d" else after)
         assert encoder.records(op, before, after, INFO, 99) == full_path(schema, op, before, after)  # type: ignore[arg-type]
+
+
+def test_changes_sharing_a_source_block_and_time_encode_as_the_full_path_does() -> None:
+    """Runs of one op under one source block reuse its encoded tail (op, ts_ms, source)."""
+    schema = table()
+    encoder = RawRowEncoder.for_table(schema, *writers(schema))
+    assert encoder is not None
+    rng = random.Random(11)
+    other = SourceInfo("postgres", "crm", "db", "orders", False, "0/16B3750", 1_700_000_000_001, 8)
+    for i in range(600):
+        op = "crud"[(i // 7) % 4]
+        info = INFO if (i // 50) % 2 == 0 else other
+        ts_ms = 99 + i // 30
+        before, after = source_row(rng), source_row(rng)
+        before["order id"] = after["order id"]
+        before, after = (None if op in "cr" else before), (None if op == "d" else after)
+        got = encoder.records(op, before, after, info, ts_ms)  # type: ignore[arg-type]
+        assert got == full_path(schema, op, before, after, info, ts_ms)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -197,11 +197,19 @@ class ConnectorRunner:
         try:
             schemas = {schema.table: schema for schema in self.connector.tables()}
             now = int(time.time() * 1000)  # the events' ts_ms: when the batch was processed
+            topic, records = "", []  # a run of records for one raw topic, sent together
             for change in batch.changes:
                 if change.topic is not None:  # a routed change (outbox event): published as-is
                     self._publish_routed(producer, change)
                     continue
-                self._publish(producer, change, schemas[change.table], now)
+                encoded = self._encoded(producer, change, schemas[change.table], now)
+                if encoded is None:
+                    continue
+                if encoded[0] != topic:
+                    producer.send_many(topic, records)
+                    topic, records = encoded[0], []
+                records += encoded[1]
+            producer.send_many(topic, records)
             self._update_status(batch)
             producer.send(OFFSETS_TOPIC, position_key(self.source.name), encode_position(batch.position))
             producer.send(STATUS_TOPIC, position_key(self.source.name), self.status.encode())
@@ -278,23 +286,23 @@ class ConnectorRunner:
         position: Position | None = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
 
-    def _publish(
+    def _encoded(
         self, producer: TransactionalProducer, change: Change, schema: TableSchema, now: int
-    ) -> None:
+    ) -> tuple[str, list[tuple[bytes | None, bytes | None]]] | None:
+        """The raw topic and records of ``change``; None when it went to the DLQ or quarantine."""
         try:
             out = self.outputs.get(schema)
         except IncompatibleSchemaError as exc:
             self._mark_stopped(change.table, exc)
             self._dead_letter(producer, change, exc, topic=self.quarantine, schema=schema)
-            return
+            return None
         try:
             records = self._encode(out, change, now=now)
             check_size(change.table, records)  # too large for the broker: a dead letter, not a crash
         except (SourceDataError, SerializationError) as exc:
             self._dead_letter(producer, change, exc, schema=schema)
-            return
-        for key, value in records:
-            producer.send(out.topic, key, value)
+            return None
+        return out.topic, records
 
     def _publish_routed(self, producer: TransactionalProducer, change: Change) -> None:
         """A routed change to its own topic (see ``Change.topic``); a bad one to the DLQ."""

@@ -67,6 +67,34 @@ def link_hash(previous: bytes, key: bytes | None, value: bytes | None, seq: int)
     ).digest()
 
 
+Record = tuple[bytes | None, bytes | None]
+Links = tuple[list[list[tuple[str, bytes]]], bytes]
+
+
+def _links_in_python(
+    previous: bytes, seq: int, records: list[Record], seq_header: str, hash_header: str
+) -> Links:
+    headers: list[list[tuple[str, bytes]]] = []
+    for key, value in records:
+        seq += 1
+        previous = link_hash(previous, key, value, seq)
+        headers.append([(seq_header, b"%d" % seq), (hash_header, previous.hex().encode())])
+    return headers, previous
+
+
+try:  # hub/_chain_native.c, built where OpenSSL's headers were found at install time
+    from hub._chain_native import links as _links  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - built without OpenSSL's headers
+    _links = _links_in_python
+
+
+def links(head: Head, records: list[Record], *, native: bool = True) -> Links:
+    """The chain headers of ``records`` linked after ``head``, and the last link's hash."""
+    make = _links if native else _links_in_python
+    result: Links = make(head.hash, head.seq, records, SEQ_HEADER, HASH_HEADER)
+    return result
+
+
 def partition_for(key: bytes | None, partitions: int) -> int:
     """The partition librdkafka's default partitioner (``consistent_random``) gives ``key``.
 
@@ -251,10 +279,41 @@ class ChainLinker:
 
     def link(self, topic: str, key: bytes | None, value: bytes | None) -> tuple[int, list[tuple[str, bytes]]]:
         """The partition of the next record of ``topic`` and its chain headers."""
+        partition = partition_for(key, self._partition_count(topic))
+        head = self._current_head(topic, partition)
+        seq = head.seq + 1
+        digest = link_hash(head.hash, key, value, seq)
+        self._heads[(topic, partition)] = Head(seq, digest)
+        self._progress[(topic, partition)].since += 1
+        return partition, [(SEQ_HEADER, b"%d" % seq), (HASH_HEADER, digest.hex().encode())]
+
+    def link_many(self, topic: str, records: list[Record]) -> list[tuple[int, list[tuple[str, bytes]]]]:
+        """:meth:`link` for each of ``records`` in turn, hashed in C a partition at a time."""
+        count = self._partition_count(topic)
+        by_partition: dict[int, list[int]] = {}
+        if count == 1:
+            by_partition[0] = list(range(len(records)))
+        else:
+            for index, (key, _) in enumerate(records):
+                by_partition.setdefault(partition_for(key, count), []).append(index)
+        linked: list[tuple[int, list[tuple[str, bytes]]]] = [(0, [])] * len(records)
+        for partition, indexes in by_partition.items():
+            head = self._current_head(topic, partition)
+            headers, digest = links(head, [records[i] for i in indexes])
+            self._heads[(topic, partition)] = Head(head.seq + len(indexes), digest)
+            self._progress[(topic, partition)].since += len(indexes)
+            for index, record_headers in zip(indexes, headers, strict=True):
+                linked[index] = (partition, record_headers)
+        return linked
+
+    def _partition_count(self, topic: str) -> int:
         count = self._counts.get(topic)
         if count is None:
             count = self._counts[topic] = self._partitions(topic)
-        partition = partition_for(key, count)
+        return count
+
+    def _current_head(self, topic: str, partition: int) -> Head:
+        """The partition's head to link after: checked once per transaction, loaded when needed."""
         tp = (topic, partition)
         head = self._heads.get(tp)
         if tp not in self._checked:
@@ -265,11 +324,7 @@ class ChainLinker:
             head = self._load_head(topic, partition)
             if tp not in self._progress:
                 self._progress[tp] = _Progress(0, self._clock())
-        seq = head.seq + 1
-        digest = link_hash(head.hash, key, value, seq)
-        self._heads[tp] = Head(seq, digest)
-        self._progress[tp].since += 1
-        return partition, [(SEQ_HEADER, b"%d" % seq), (HASH_HEADER, digest.hex().encode())]
+        return head
 
     def due_checkpoints(self) -> list[tuple[bytes, bytes]]:
         """Checkpoint records (key, value) to add to the open transaction before it commits."""

@@ -33,11 +33,14 @@ class FlakyRunner(ConnectorRunner):
 
     fail_at = 3
 
-    def _publish(self, producer: TransactionalProducer, change: Change, schema: TableSchema) -> None:
-        super()._publish(producer, change, schema)
+    def _encoded(
+        self, producer: TransactionalProducer, change: Change, schema: TableSchema, now: int
+    ) -> tuple[str, list[tuple[bytes | None, bytes | None]]] | None:
+        encoded = super()._encoded(producer, change, schema, now)
         if change.after is not None and change.after["id"] == self.fail_at:
             self.fail_at = -1
             raise LogUnavailableError("broker went away mid-transaction")
+        return encoded
 
 
 def test_timestamp_incrementing_rows_arrive_exactly_once(settings: Settings, tmp_path: Path) -> None:

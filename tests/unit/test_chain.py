@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import struct
 
 import pytest
@@ -19,6 +21,7 @@ from hub.chain import (
     chain_headers,
     is_chained,
     link_hash,
+    links,
     partition_for,
     read_checkpoint,
     read_link,
@@ -341,3 +344,43 @@ def test_the_writer_sees_another_writer_from_where_its_records_landed() -> None:
     assert heads.moved() == [tp]
     heads.settled(known=False)  # the batch aborted: the end is unknown, the head is reloaded
     assert not heads.is_current(*tp)
+
+
+def test_links_made_in_c_are_those_of_link_hash() -> None:
+    """The C linker's headers and last hash equal link_hash's, keys and values missing or empty."""
+    from hub import chain
+
+    if chain._links is chain._links_in_python:
+        if os.environ.get("CI"):
+            pytest.fail("hub/_chain_native.c was not built: `pip install -e .` needs OpenSSL's headers")
+        pytest.skip("the C linker was not built here (no OpenSSL headers at install time)")
+    rng = random.Random(5)
+    records = [(rng.randbytes(rng.randrange(0, 40)), rng.randbytes(rng.randrange(0, 3000))) for _ in range(300)]
+    records += [(None, b"v"), (b"", None), (None, None), (b"k", b"")]
+    for head in (GENESIS_HEAD, Head(2**40 + 7, hashlib.sha256(b"head").digest())):
+        headers, last = links(head, records)
+        expected, previous = [], head
+        for key, value in records:
+            previous = previous.next(key, value)
+            expected.append(chain_headers(previous))
+        assert (headers, last) == (expected, previous.hash)
+        assert links(head, records, native=False) == (headers, last)
+    assert links(GENESIS_HEAD, []) == ([], GENESIS)
+    with pytest.raises(TypeError):
+        links(GENESIS_HEAD, [("key", b"value")])  # type: ignore[list-item]
+
+
+def test_linking_many_records_equals_linking_them_one_by_one() -> None:
+    """link_many spreads records over partitions as link does, with the same heads after."""
+    one_by_one, batched = linker(FakeLog(partitions=4)), linker(FakeLog(partitions=4))
+    records = [(b"key-%d" % (i % 13) if i % 5 else None, b"value %d" % i) for i in range(200)]
+    for batch in (records[:70], records[70:]):
+        one_by_one.begin()
+        batched.begin()
+        expected = [one_by_one.link("unsilo.raw.x", key, value) for key, value in batch]
+        assert batched.link_many("unsilo.raw.x", batch) == expected
+        one_by_one.commit()
+        batched.commit()
+    for partition in range(4):
+        assert batched.head("unsilo.raw.x", partition) == one_by_one.head("unsilo.raw.x", partition)
+    assert batched.due_checkpoints() == one_by_one.due_checkpoints()

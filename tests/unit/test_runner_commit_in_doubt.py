@@ -33,6 +33,9 @@ class _Producer:
     def send(self, *_: Any, **__: Any) -> None:
         pass
 
+    def send_many(self, *_: Any, **__: Any) -> None:
+        pass
+
     def commit(self, timeout_s: float = 60.0) -> None:
         if self.number == 1:
             raise LogUnavailableError("no Kafka broker answered (broker transport failure)")

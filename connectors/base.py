@@ -30,6 +30,24 @@ class Change:
     value_schema: dict[str, Any] | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
 
+    @classmethod
+    def snapshot_reads(cls, table: str, rows: list[dict[str, Any]], position: str, ts_ms: int) -> list[Change]:
+        """Snapshot reads (op ``r``) of ``rows``, all at one position and time.
+
+        Equal to ``Change(table, "r", None, row, position, ts_ms, snapshot=True)`` for each
+        row, built without the frozen dataclass's per-field ``__setattr__``: 0.4 us a change
+        instead of 1.5 us, which was 6% of a PostgreSQL snapshot.
+        """
+        fields = cls(table, "r", None, None, position, ts_ms, snapshot=True).__dict__
+        new = object.__new__
+        changes: list[Change] = []
+        for row in rows:
+            change = new(cls)
+            change.__dict__.update(fields)
+            change.__dict__["after"] = row
+            changes.append(change)
+        return changes
+
 
 @dataclass
 class Batch:

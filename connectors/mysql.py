@@ -214,7 +214,7 @@ class MysqlConnector:
                 table = snapshot["pending"][0]
                 if snapshot["last_pk"] is None:  # first chunk: count once, for progress
                     snapshot["total"] = self._count(table)
-                self._chunk = self._read_chunk(table, snapshot["last_pk"], max_changes)
+                self._chunk = self._read_chunk(table, snapshot["last_pk"], self.settings.snapshot_chunk_size)
                 changes += self._stream(max_changes, head=self._chunk.hi)
             if self._txn is None and self._cursor.at() >= self._chunk.hi:
                 progress = self._publish_chunk(self._chunk, snapshot, changes)
@@ -233,7 +233,7 @@ class MysqlConnector:
         rows = chunk.rows
         if chunk.touched:
             rows = [row for row in rows if chunk.layout.key_of(row) not in chunk.touched]
-        out.extend(Change(chunk.table, "r", None, row, chunk.label, ts_ms, snapshot=True) for row in rows)
+        out += Change.snapshot_reads(chunk.table, rows, chunk.label, ts_ms)
         if chunk.full:
             snapshot["last_pk"] = encode_key(chunk.last_key or [])
         else:

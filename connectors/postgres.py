@@ -273,7 +273,7 @@ class PostgresConnector:
         stream = self._stream
         while True:
             if self._chunk is None:
-                self._chunk = self._read_chunk(table, snapshot["last_pk"], limit)
+                self._chunk = self._read_chunk(table, snapshot["last_pk"], self.settings.snapshot_chunk_size)
                 stream.expect_watermark(self._chunk.token)
             chunk = self._chunk
             deadline = time.monotonic() + WATERMARK_TIMEOUT_S
@@ -293,9 +293,8 @@ class PostgresConnector:
                 break
             log.warning("snapshot_chunk_reread", source=self.name, table=table, reason="commit raced it")
         position = format_position(watermark, 0)
-        for row in chunk.rows:
-            changes.append(Change(table, "r", None, row, position, chunk.read_ms, snapshot=True))
-        done = len(chunk.rows) < limit
+        changes += Change.snapshot_reads(table, chunk.rows, position, chunk.read_ms)
+        done = len(chunk.rows) < self.settings.snapshot_chunk_size
         if snapshot["last_pk"] is None:
             snapshot["total"] = self._estimate_rows(table)
         if done:

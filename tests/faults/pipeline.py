@@ -92,7 +92,7 @@ class Pipeline:
         ] + [
             SourceSettings(
                 name=PG_SYSTEM, system=PG_SYSTEM, kind="postgres", url=proxied, tables=["counters"],
-                batch_size=batch_size, heartbeat_interval_s=2.0,
+                batch_size=batch_size, snapshot_chunk_size=batch_size, heartbeat_interval_s=2.0,
             )
         ]  # fmt: skip
         self.api_port = free_ports(1)[0]

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.integration
 
 def source(url: str, tables: list[str | TableSettings], **extra: Any) -> SourceSettings:
     return SourceSettings(
-        name="hr", system="hr", kind="mysql", url=url, tables=tables, batch_size=BATCH, **extra
-    )
+        name="hr", system="hr", kind="mysql", url=url, tables=tables,
+        batch_size=BATCH, snapshot_chunk_size=BATCH, **extra,
+    )  # fmt: skip
 
 
 def afters(changes: list[Change]) -> list[dict[str, Any] | None]:

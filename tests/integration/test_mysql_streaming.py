@@ -101,8 +101,9 @@ def opened() -> Iterator[list[MysqlConnector]]:
 
 def connector_for(url: str, opened: list[MysqlConnector]) -> MysqlConnector:
     settings = SourceSettings(
-        name="hr", system="hr", kind="mysql", url=url, tables=["customers"], batch_size=BATCH
-    )
+        name="hr", system="hr", kind="mysql", url=url, tables=["customers"],
+        batch_size=BATCH, snapshot_chunk_size=BATCH,
+    )  # fmt: skip
     connector = MysqlConnector(settings)
     opened.append(connector)
     return connector

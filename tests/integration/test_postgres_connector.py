@@ -39,7 +39,7 @@ pytestmark = pytest.mark.integration
 
 
 def source(url: str, tables: list[str | TableSettings], **extra: Any) -> SourceSettings:
-    settings: dict[str, Any] = {"batch_size": BATCH, **extra}
+    settings: dict[str, Any] = {"batch_size": BATCH, "snapshot_chunk_size": BATCH, **extra}
     return SourceSettings(name="shop", system="sales", kind="postgres", url=url, tables=tables, **settings)
 
 

@@ -57,7 +57,7 @@ def decode_status(data: bytes) -> SourceStatus:
 def load_statuses(settings: KafkaSettings) -> dict[str, SourceStatus]:
     """The latest status of every source that ever published one."""
     latest: dict[str, SourceStatus] = {}
-    for message in read_to_end(settings, STATUS_TOPIC):
+    for message in read_to_end(settings, STATUS_TOPIC, stable=False):
         key, value = message.key(), message.value()
         if key is None:
             continue

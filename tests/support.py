@@ -49,8 +49,12 @@ def wait_for(check: Callable[[], T], timeout_s: float = 60.0, interval_s: float 
 
 
 def topic_messages(settings: KafkaSettings, topic: str) -> list[Message]:
-    """Every committed record of ``topic``, in offset order per partition."""
-    return list(read_to_end(settings, topic))
+    """Every committed record of ``topic`` readable now, in offset order per partition.
+
+    Not waiting for transactions still open (``stable=False``): tests poll this until what
+    they wait for is there, and a killed connector's transaction stays open until it restarts.
+    """
+    return list(read_to_end(settings, topic, stable=False))
 
 
 def write_config(settings: Settings, path: Path) -> Path:

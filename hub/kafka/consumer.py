@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from hub.config import KafkaSettings
+from hub.errors import LogUnavailableError
 from hub.kafka.errors import translate
 
 
@@ -25,8 +26,19 @@ def consumer_config(settings: KafkaSettings, group_id: str | None = None) -> dic
     }
 
 
-def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> Iterator[Message]:
-    """Every committed record of ``topic`` from the beginning to the current end."""
+def read_to_end(
+    settings: KafkaSettings, topic: str, timeout_s: float = 30.0, *, stable: bool = True
+) -> Iterator[Message]:
+    """Every committed record of ``topic`` from the beginning to the current end.
+
+    A read_committed consumer stops at the last stable offset: a transaction still open in
+    the partition (a writer killed mid-transaction, until the broker aborts it after its
+    transaction.timeout.ms) holds back every record after it, committed or not. With
+    ``stable`` the read waits until the records written before it started are readable, so a
+    connector's position is never an old one (that would publish changes twice or skip
+    them); after ``timeout_s`` without progress it fails, retriably. Without, it returns
+    what is readable now (status views, where a moment-old state will do).
+    """
     consumer = Consumer(consumer_config(settings))
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
@@ -34,16 +46,24 @@ def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) ->
         if described is None or described.error is not None:
             return
         partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in described.partitions]
-        ends: dict[int, int] = {}
-        for tp in partitions:
-            ends[tp.partition] = _high_watermark(consumer, tp, timeout_s)
+        ends = _ends(settings, consumer, partitions, timeout_s, stable=stable)
         pending = {p for p, high in ends.items() if high > 0}
         if not pending:
             return
         consumer.assign(partitions)
         deadline = time.monotonic() + timeout_s
+        held: dict[int, int] = {}  # partition: the last stable offset, where it is before the end
         while pending:
             if time.monotonic() > deadline:
+                if held:
+                    raise LogUnavailableError(
+                        f"reading {topic} to its end: records from offset "
+                        + ", ".join(f"{offset} of partition {p}" for p, offset in sorted(held.items()))
+                        + " on are held back by a transaction still open (its writer may have stopped"
+                        " mid-transaction; the broker aborts it after the writer's transaction.timeout.ms)",
+                        hint="retried until it is aborted (60 s for Unsilo's own writers); "
+                        "a writer restarted under the same transactional id aborts it at once",
+                    )
                 raise translate(None, settings.bootstrap_servers, f"reading {topic} to its end")
             message = consumer.poll(0.5)
             if message is None:
@@ -51,7 +71,12 @@ def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) ->
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(message.partition())
+                    partition, at = message.partition() or 0, message.offset() or 0
+                    if not stable or at >= ends[partition]:
+                        pending.discard(partition)
+                        held.pop(partition, None)
+                    else:
+                        held[partition] = at
                     continue
                 raise translate(error, settings.bootstrap_servers, f"reading {topic}")
             deadline = time.monotonic() + timeout_s
@@ -66,6 +91,23 @@ def read_to_end(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) ->
 
 
 _ELECTING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
+
+def _ends(
+    settings: KafkaSettings, consumer: Consumer, partitions: list[TopicPartition], timeout_s: float, *, stable: bool
+) -> dict[int, int]:
+    """Where each partition ends: its high watermark, or (not ``stable``) its last stable offset.
+
+    A read_committed consumer's watermark query answers with the last stable offset, so the
+    high watermark takes a read_uncommitted one.
+    """
+    if not stable:
+        return {tp.partition: _high_watermark(consumer, tp, timeout_s) for tp in partitions}
+    uncommitted = Consumer({**consumer_config(settings), "isolation.level": "read_uncommitted"})
+    try:
+        return {tp.partition: _high_watermark(uncommitted, tp, timeout_s) for tp in partitions}
+    finally:
+        uncommitted.close()
 
 
 def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:

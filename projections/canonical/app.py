@@ -128,7 +128,7 @@ class CanonicalStage:
 def load_status(settings: Settings, key: str) -> SourceStatus:
     """The last committed status under ``key`` (a fresh one when there is none)."""
     found = SourceStatus(key, "canonical", "canonicalizer")
-    for message in read_to_end(settings.kafka, STATUS_TOPIC):
+    for message in read_to_end(settings.kafka, STATUS_TOPIC, stable=False):
         if (message.key() or b"").decode() == key and message.value() is not None:
             found = decode_status(message.value() or b"")
     return found

@@ -13,8 +13,14 @@ setup(
     ext_modules=[
         Extension("hub._avro_native", ["hub/_avro_native.c"], optional=True, extra_compile_args=["-O2"]),
         Extension(
-            "hub._chain_native", ["hub/_chain_native.c"], optional=True, libraries=["crypto"], extra_compile_args=["-O2"]
+            "hub._chain_native",
+            ["hub/_chain_native.c"],
+            optional=True,
+            libraries=["crypto"],
+            extra_compile_args=["-O2"],
         ),
-        Extension("connectors._mysql_rows", ["connectors/_mysql_rows.c"], optional=True, extra_compile_args=["-O2"]),
+        Extension(
+            "connectors._mysql_rows", ["connectors/_mysql_rows.c"], optional=True, extra_compile_args=["-O2"]
+        ),
     ]
 )

@@ -31,7 +31,9 @@ class Change:
     headers: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
-    def snapshot_reads(cls, table: str, rows: list[dict[str, Any]], position: str, ts_ms: int) -> list[Change]:
+    def snapshot_reads(
+        cls, table: str, rows: list[dict[str, Any]], position: str, ts_ms: int
+    ) -> list[Change]:
         """Snapshot reads (op ``r``) of ``rows``, all at one position and time.
 
         Equal to ``Change(table, "r", None, row, position, ts_ms, snapshot=True)`` for each

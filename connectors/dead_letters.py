@@ -28,6 +28,7 @@ from hub.errors import RecordTooLargeError, SourceDataError
 
 MAX_RECORD_BYTES = 1_000_000  # the producer's message.max.bytes (hub/kafka/producer.py)
 RECORD_OVERHEAD = 2_048  # headers, batch and record framing, kept free below that limit
+RECORD_LIMIT = MAX_RECORD_BYTES - RECORD_OVERHEAD  # the most a record's key and value may hold
 KEPT_VALUE_BYTES = 4_096  # a too-large letter keeps values up to this size
 TRUNCATED = "unsilo.truncated"
 HEX = "unsilo.hex"  # a bytes value (BLOB, bytea) in a letter
@@ -49,7 +50,7 @@ class DeadChange:
 
 def check_size(table: str, records: Sequence[tuple[bytes | None, bytes | None]]) -> None:
     """RecordTooLargeError when one of a change's records is above the broker's limit."""
-    limit = MAX_RECORD_BYTES - RECORD_OVERHEAD
+    limit = RECORD_LIMIT
     size = 0
     for key, value in records:  # a plain loop, no generator: this runs for every record published
         size = max(size, (len(key) if key else 0) + (len(value) if value else 0))

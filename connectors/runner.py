@@ -18,7 +18,7 @@ import structlog
 
 from connectors.base import Batch, Change, Connector, Position
 from connectors.control import ControlChannel
-from connectors.dead_letters import check_size, letter_body
+from connectors.dead_letters import RECORD_LIMIT, check_size, letter_body
 from connectors.offsets import encode_position, load_position, position_key
 from connectors.outputs import TableOut, TableOutputs
 from connectors.routed import RoutedOutputs
@@ -196,20 +196,7 @@ class ConnectorRunner:
         producer.begin()
         try:
             schemas = {schema.table: schema for schema in self.connector.tables()}
-            now = int(time.time() * 1000)  # the events' ts_ms: when the batch was processed
-            topic, records = "", []  # a run of records for one raw topic, sent together
-            for change in batch.changes:
-                if change.topic is not None:  # a routed change (outbox event): published as-is
-                    self._publish_routed(producer, change)
-                    continue
-                encoded = self._encoded(producer, change, schemas[change.table], now)
-                if encoded is None:
-                    continue
-                if encoded[0] != topic:
-                    producer.send_many(topic, records)
-                    topic, records = encoded[0], []
-                records += encoded[1]
-            producer.send_many(topic, records)
+            self._publish_changes(producer, batch.changes, schemas)
             self._update_status(batch)
             producer.send(OFFSETS_TOPIC, position_key(self.source.name), encode_position(batch.position))
             producer.send(STATUS_TOPIC, position_key(self.source.name), self.status.encode())
@@ -285,6 +272,62 @@ class ConnectorRunner:
     def _rewind(self) -> None:
         position: Position | None = load_position(self.settings.kafka, self.source.name)
         self.connector.open(position)
+
+    def _publish_changes(
+        self, producer: TransactionalProducer, changes: list[Change], schemas: dict[str, TableSchema]
+    ) -> None:
+        """Encode and send a batch's changes: runs of snapshot reads together, others one by one."""
+        now = int(time.time() * 1000)  # the events' ts_ms: when the batch was processed
+        topic = ""  # a run of records for one raw topic, sent together
+        records: list[tuple[bytes | None, bytes | None]] = []
+        index, count = 0, len(changes)
+        while index < count:
+            change = changes[index]
+            if change.topic is not None:  # a routed change (outbox event): published as-is
+                self._publish_routed(producer, change)
+                index += 1
+                continue
+            end = index + 1
+            if change.snapshot and change.op == "r":  # a snapshot chunk's rows share one source block
+                table, position, ts_ms = change.table, change.position, change.ts_ms
+                while end < count and _same_read(changes[end], table, position, ts_ms):
+                    end += 1
+            schema = schemas[change.table]
+            if end - index > 1:
+                encoded = self._encoded_reads(producer, changes[index:end], schema, now)
+            else:
+                encoded = self._encoded(producer, change, schema, now)
+            index = end
+            if encoded is None:
+                continue
+            if encoded[0] != topic:
+                producer.send_many(topic, records)
+                topic, records = encoded[0], []
+            records += encoded[1]
+        producer.send_many(topic, records)
+
+    def _encoded_reads(
+        self, producer: TransactionalProducer, reads: list[Change], schema: TableSchema, now: int
+    ) -> tuple[str, list[tuple[bytes | None, bytes | None]]] | None:
+        """:meth:`_encoded` for snapshot reads sharing one source block, in one loop where it can."""
+        try:
+            out = self.outputs.get(schema)
+        except IncompatibleSchemaError:
+            out = None  # each read goes to quarantine on the full path
+        raw = out.raw() if out is not None else None
+        fast: list[tuple[bytes | None, bytes | None] | None] | None = None
+        if raw is not None:
+            with contextlib.suppress(Unencodable):  # the source block itself: the full path
+                fast = raw.reads(
+                    [c.after or {} for c in reads], self._source_info(reads[0]), now, RECORD_LIMIT
+                )
+        records: list[tuple[bytes | None, bytes | None]] = []
+        for change, record in zip(reads, fast or [None] * len(reads), strict=True):
+            if record is not None:
+                records.append(record)
+            elif (encoded := self._encoded(producer, change, schema, now)) is not None:
+                records += encoded[1]  # the full path's records, or none for a dead letter
+        return (out.topic, records) if out is not None and records else None
 
     def _encoded(
         self, producer: TransactionalProducer, change: Change, schema: TableSchema, now: int
@@ -457,6 +500,18 @@ class ConnectorRunner:
         if self._producer is None:
             raise LogError("the runner is not started")
         return self._producer
+
+
+def _same_read(change: Change, table: str, position: str, ts_ms: int) -> bool:
+    """Whether ``change`` is a snapshot read sharing the source block of the run before it."""
+    return (
+        change.snapshot
+        and change.op == "r"
+        and change.topic is None
+        and change.table == table
+        and change.position == position
+        and change.ts_ms == ts_ms
+    )
 
 
 def describe(stats: RunnerStats) -> dict[str, Any]:

@@ -165,8 +165,67 @@ static int epoch_micros(Encoder *e, PyObject *d, int64_t *micros) {
     return 0;
 }
 
+/* A decimal's unscaled value as fastavro writes it: int.to_bytes((bit_length + 8) // 8, signed=True) */
+static int put_unscaled(Buf *b, int64_t unscaled) {
+    uint64_t magnitude = unscaled < 0 ? (uint64_t)(-unscaled) : (uint64_t)unscaled;
+    int bits = magnitude ? 64 - __builtin_clzll(magnitude) : 0;
+    int size = (bits + 8) / 8;
+    char bytes[9];
+    for (int i = 0; i < size; i++) bytes[size - 1 - i] = (char)((uint64_t)unscaled >> (8 * i));
+    return put_sized(b, bytes, size);
+}
+
+/* The unscaled value of a Decimal from its str(), when that is plain [-]digits[.digits] with
+ * `scale` digits after the point and at most min(precision, 18) significant ones: 1 when read,
+ * 0 when the str is of another form (exponent, NaN, another scale...) and as_tuple() decides,
+ * -1 on error. str() is about four times cheaper than as_tuple()'s named tuple of digits. */
+static int decimal_from_str(Node *n, PyObject *d, int64_t *unscaled) {
+    PyObject *s = PyObject_Str(d);
+    if (s == NULL) return -1;
+    Py_ssize_t len;
+    const char *c = PyUnicode_AsUTF8AndSize(s, &len);
+    if (c == NULL) {
+        Py_DECREF(s);
+        return -1;
+    }
+    Py_ssize_t i = 0, significant = 0, fraction = -1;
+    int negative = 0, read = 1;
+    int64_t value = 0;
+    if (i < len && c[i] == '-') {
+        negative = 1;
+        i++;
+    }
+    if (i >= len) read = 0;
+    for (; i < len && read; i++) {
+        if (c[i] == '.' && fraction < 0 && i > 0 && c[i - 1] >= '0' && c[i - 1] <= '9') {
+            fraction = 0;
+            continue;
+        }
+        if (c[i] < '0' || c[i] > '9') {
+            read = 0;
+            break;
+        }
+        if (fraction >= 0) fraction++;
+        if (significant || c[i] != '0') {
+            if (++significant > 18 || significant > n->precision) {
+                read = 0;
+                break;
+            }
+            value = value * 10 + (c[i] - '0');
+        }
+    }
+    if (fraction == 0 || (fraction < 0 ? 0 : fraction) != n->count) read = 0;
+    Py_DECREF(s);
+    if (read) *unscaled = negative ? -value : value;
+    return read;
+}
+
 static int decimal_value(Encoder *e, Node *n, PyObject *d, Buf *b) {
     if ((PyObject *)Py_TYPE(d) != e->decimal_type) return unencodable(e, "not a Decimal");
+    int64_t plain;
+    int fast = decimal_from_str(n, d, &plain);
+    if (fast < 0) return -1;
+    if (fast) return put_unscaled(b, plain);
     PyObject *t = PyObject_CallMethod(d, "as_tuple", NULL);
     if (t == NULL) return hand_back(e, "as_tuple() failed");
     int rc = -1;
@@ -188,12 +247,7 @@ static int decimal_value(Encoder *e, Node *n, PyObject *d, Buf *b) {
     int64_t unscaled = 0;
     for (Py_ssize_t i = 0; i < ndigits; i++) unscaled = unscaled * 10 + PyLong_AsLong(PyTuple_GET_ITEM(digits, i));
     if (PyLong_AsLong(sign)) unscaled = -unscaled;
-    uint64_t magnitude = unscaled < 0 ? (uint64_t)(-unscaled) : (uint64_t)unscaled;
-    int bits = magnitude ? 64 - __builtin_clzll(magnitude) : 0;
-    int size = (bits + 8) / 8;  /* as int.to_bytes((bit_length + 8) // 8, signed=True) in fastavro */
-    char bytes[9];
-    for (int i = 0; i < size; i++) bytes[size - 1 - i] = (char)((uint64_t)unscaled >> (8 * i));
-    rc = put_sized(b, bytes, size);
+    rc = put_unscaled(b, unscaled);
 done:
     Py_DECREF(t);
     return rc;

@@ -34,6 +34,7 @@ TP = tuple[str, int]
 HeadKey = tuple[str, int, int]  # (topic, partition, offset)
 SEEK_GAP = 500  # read through gaps up to this many records rather than seek
 
+
 def quiet_config(config: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """librdkafka settings without its connection chatter (errors surface as exceptions).
 

@@ -44,9 +44,7 @@ class RawRowEncoder:
         self._key_header, self._value_header = headers
         self._no_before = self._value_header + b"\x00"
         self._no_before_then_after = self._no_before + b"\x02"
-        # The envelope's fields after the rows (op, ts_ms, source) are the same bytes for
-        # every change of a snapshot chunk or transaction: encoded once, then appended
-        self._tail: tuple[Op, int, SourceInfo, bytes] | None = None
+        self._last_tail: tuple[Op, int, SourceInfo, bytes] | None = None
 
     @classmethod
     def for_table(cls, schema: TableSchema, key: Writer, value: Writer) -> RawRowEncoder | None:
@@ -81,41 +79,50 @@ class RawRowEncoder:
             and self._key(before, self._key_header) != key
         ):
             raise Unencodable("a primary-key change: delete, tombstone, create")
-        value = self._envelope(op, before, after, source, ts_ms)
+        value = self._rows(before, after) + self._tail(op, source, ts_ms)
         if op == "d":
             return [(key, value), (key, None)]
         return [(key, value)]
 
+    def reads(
+        self, rows: list[dict[str, Any]], source: SourceInfo, ts_ms: int, limit: int
+    ) -> list[Record | None]:
+        """The record of each snapshot read (op ``r``) of ``rows``, sharing ``source`` and ``ts_ms``.
 
-    def _envelope(
-        self,
-        op: Op,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-        source: SourceInfo,
-        ts_ms: int,
-    ) -> bytes:
-        """The envelope's bytes: header, before and after rows, then the shared tail.
+        None for a row that must take the full path: a value to convert first, or a record
+        above ``limit`` bytes (the full path dead-letters it with the reason).
+        """
+        key_encode, key_header = self._key, self._key_header
+        row_encode, prefix = self._row, self._no_before_then_after
+        tail = self._tail("r", source, ts_ms)
+        records: list[Record | None] = []
+        append = records.append
+        for row in rows:
+            try:
+                key = key_encode(row, key_header)
+                value = row_encode(row, prefix) + tail
+            except Unencodable:
+                append(None)
+                continue
+            append((key, value) if len(key) + len(value) <= limit else None)
+        return records
+
+    def _tail(self, op: Op, source: SourceInfo, ts_ms: int) -> bytes:
+        """The envelope's fields after the rows (op, ts_ms, source), encoded once for a run.
 
         The Avro envelope is its fields' encodings one after another (before, after, op,
-        ts_ms, source), so only the rows are encoded per change.
+        ts_ms, source): an envelope with neither row is the header, two null branches, then
+        these bytes, the same for every change of a snapshot chunk or transaction.
         """
-        tail = self._tail
+        tail = self._last_tail
         if tail is None or tail[2] is not source or tail[1] != ts_ms or tail[0] != op:
-            full = self._value(self.schema.event(op, before, after, source, ts_ms), self._value_header)
-            rows = self._rows(before, after)
-            if not full.startswith(rows):  # pragma: no cover - the schema's field order changed
-                return full
-            self._tail = (op, ts_ms, source, full[len(rows) :])
-            return full
-        return self._rows(before, after) + tail[3]
+            empty = self._value(self.schema.event(op, None, None, source, ts_ms), self._value_header)
+            tail = self._last_tail = (op, ts_ms, source, empty[len(self._value_header) + 2 :])
+        return tail[3]
 
     def _rows(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> bytes:
         """The header, then the before and after union branches (0: null, 1: the row)."""
-        if before is None:
-            head = self._no_before
-        else:
-            head = self._row(before, self._value_header + b"\x02")
+        head = self._no_before if before is None else self._row(before, self._value_header + b"\x02")
         if after is None:
             return head + b"\x00"
         if before is None:

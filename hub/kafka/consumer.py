@@ -94,7 +94,12 @@ _ELECTING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABL
 
 
 def _ends(
-    settings: KafkaSettings, consumer: Consumer, partitions: list[TopicPartition], timeout_s: float, *, stable: bool
+    settings: KafkaSettings,
+    consumer: Consumer,
+    partitions: list[TopicPartition],
+    timeout_s: float,
+    *,
+    stable: bool,
 ) -> dict[int, int]:
     """Where each partition ends: its high watermark, or (not ``stable``) its last stable offset.
 

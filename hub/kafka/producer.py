@@ -127,7 +127,8 @@ class TransactionalProducer:
             for key, value in records:
                 self.send(topic, key, value)
             return
-        produce, sent, on_delivery = self._producer.produce, self._sent, self._on_delivery
+        produce: Any = self._producer.produce  # headers as the linker builds them: (str, bytes) pairs
+        sent, on_delivery = self._sent, self._on_delivery
         for (key, value), (partition, headers) in zip(
             records, self.chain.link_many(topic, list(records)), strict=True
         ):

@@ -87,4 +87,6 @@ class TestMysqlCrashes(CrashContract):
         return {int(k): int(v) for k, v in self.db.query("SELECT id, version FROM counters")}
 
     def source(self, name: str, system: str) -> SourceSettings:
-        return mysql_source(self.db, name, system, tables=["counters"], batch_size=100, snapshot_chunk_size=100)
+        return mysql_source(
+            self.db, name, system, tables=["counters"], batch_size=100, snapshot_chunk_size=100
+        )

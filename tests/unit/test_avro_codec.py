@@ -173,6 +173,38 @@ def test_anything_not_plain_is_left_to_fastavro(encode: Any, schema: Any, datum:
         encode(schema, datum)
 
 
+@pytest.mark.parametrize(("precision", "scale"), [(1, 0), (5, 2), (12, 2), (18, 5), (25, 10)])
+def test_decimals_in_every_written_form_are_byte_identical(encode: Any, precision: int, scale: int) -> None:
+    """Plain, exponent, zero, negative zero and out-of-range decimals: fastavro's bytes or a fallback.
+
+    The C encoder reads plain decimals from their str() and leaves other forms to as_tuple().
+    """
+    schema = {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
+    rng = random.Random(precision * 100 + scale)
+    values = [
+        decimal.Decimal(rng.randrange(-(10**digits), 10**digits)).scaleb(-scale)
+        for digits in (min(precision, 17), min(precision, 22))
+        for _ in range(300)
+    ]
+    values += [decimal.Decimal(10**k).scaleb(-scale) for k in range(20)]
+    values += [
+        decimal.Decimal(text) for text in ("0", "-0", "0.00", "-0.00", "1E+2", "1E-7", "0.05", "-0.05", "100")
+    ]
+    encoded = 0
+    for value in values:
+        try:
+            expected = fastavro_bytes(schema, value)
+        except (ValueError, OverflowError):
+            expected = None
+        try:
+            got = encode(schema, value)
+        except (Unencodable, ValueError, OverflowError):
+            continue
+        assert got == expected, value
+        encoded += 1
+    assert encoded >= 250
+
+
 def test_unions_of_several_types_are_not_compiled() -> None:
     with pytest.raises(Unsupported):
         compile_encoder(["null", "long", "string"])

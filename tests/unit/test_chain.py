@@ -355,7 +355,9 @@ def test_links_made_in_c_are_those_of_link_hash() -> None:
             pytest.fail("hub/_chain_native.c was not built: `pip install -e .` needs OpenSSL's headers")
         pytest.skip("the C linker was not built here (no OpenSSL headers at install time)")
     rng = random.Random(5)
-    records = [(rng.randbytes(rng.randrange(0, 40)), rng.randbytes(rng.randrange(0, 3000))) for _ in range(300)]
+    records = [
+        (rng.randbytes(rng.randrange(0, 40)), rng.randbytes(rng.randrange(0, 3000))) for _ in range(300)
+    ]
     records += [(None, b"v"), (b"", None), (None, None), (b"k", b"")]
     for head in (GENESIS_HEAD, Head(2**40 + 7, hashlib.sha256(b"head").digest())):
         headers, last = links(head, records)
